@@ -1,0 +1,159 @@
+"""Item 4: one complete round of every method through main.py's code path, phase by phase.
+
+Each round runs as `python main.py` runs it (main.run_rounds on a parsed configuration) in a
+temporary exp_root, WSL first (it writes theta0 for the others). Its phases (train / validate /
+score / select / pseudo_label / write) are read back from round_000/state.json; "validate"
+holds the per-epoch validation and the final evaluations. The wall time also counts loading the
+data, so it is what a user waits for.
+
+Random round 0 runs a second time with more epochs; the two wall times give the cost of one
+epoch (training + validation) and of everything else, hence the projected wall time at the
+paper's 1000 epochs, comparable with the original's measured 17 minutes (shared/docs/baseline.md).
+
+Small size: a subset of the repository's synthetic fold (6 / 1 / 1 images per class), synthetic.yaml
+otherwise. Paper size: the whole synthetic fold upscaled to the paper's geometry, and PH2 with
+config_yaml/ph2.yaml when its data is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import constants as C
+from al.state import STATE_FILE, read_json, run_dir
+from bench.measure import Measured, measure
+from bench.report import Row
+from bench.sizes import Size
+from data.folds import load_fold, write_folds
+from data.records import Fold
+from main import run_rounds
+from parseit import parse_config, resolve_path
+
+METHODS = (C.WSL, C.RANDOM, C.ENTROPY, C.MC_DROPOUT, C.LABEL_PROP, C.FULL_SUP)
+PHASES = ("train", "validate", "score", "select", "pseudo_label", "write")
+PROJECTED_EPOCHS = 1000
+# baseline.md: Random round 0, 0.48 s training + 0.49 s validation per epoch plus 17-25 s around the
+# epoch loop, "about 17 min" at 1000 epochs.
+ORIGINAL_RANDOM_ROUND_S = 17 * 60.0
+SUBSET_PER_CLASS = {C.TRAIN: 6, C.VALID: 1, C.TEST: 1}
+# The small subset has 18 training images: 34 % labels 2 per class at round 0, 12 % picks 1 per class per round.
+SMALL_OVERRIDES = ("--p_init_samples", "34", "--p_samples", "12")
+PAPER_OVERRIDES = ("--crop_size", "416", "--up_scale_small_dim_to", "432", "--ratio_scale_patch", "0.9",
+                   "--padding_ratio", "0.01", "--batch_size", "20", "--valid_batch_size", "20", "--base_width", "24",
+                   "--leak", "64", "--mcdropout_t", "50", "--knn", "40", "--resize_h_to_opt_mask", "128")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One dataset's configuration for the rounds: a YAML file and the overrides of the benchmark."""
+
+    dataset: str
+    args: tuple[str, ...]
+
+
+def common_args(yaml_name: str, exp_root: Path, device: torch.device) -> tuple[str, ...]:
+    return ("--yaml", yaml_name, "--exp_root", str(exp_root), "--device", device.type,
+            "--cudaid", str(device.index or 0), "--progress", "false", "--deterministic", "false", "--MYSEED", "0")
+
+
+def subset_fold(folds_root: Path) -> Path:
+    """The first images per class of each subset of the repository's synthetic fold, written under folds_root."""
+    fold = load_fold(resolve_path(parse_config(["--yaml", "synthetic.yaml"]).fold_folder), C.SYNTHETIC, 0, 0)
+
+    def first(records: list, per_class: int) -> list:
+        kept, counts = [], dict.fromkeys(fold.classes, 0)
+        for record in records:
+            if counts[record.label] < per_class:
+                kept.append(record)
+                counts[record.label] += 1
+        return kept
+
+    small = Fold(train=first(fold.train, SUBSET_PER_CLASS[C.TRAIN]), valid=first(fold.valid, SUBSET_PER_CLASS[C.VALID]),
+                 test=first(fold.test, SUBSET_PER_CLASS[C.TEST]), classes=fold.classes)
+    write_folds(folds_root, C.SYNTHETIC, {(0, 0): small}, seed=0)
+    return folds_root
+
+
+def synthetic_study(size: Size, work: Path, device: torch.device) -> Study:
+    args = common_args("synthetic.yaml", work / "exps", device) + ("--data_root", str(work / "synthetic"))
+    if size.full_fold:
+        return Study(C.SYNTHETIC, args + PAPER_OVERRIDES)
+    return Study(C.SYNTHETIC, args + ("--fold_folder", str(subset_fold(work / "folds"))) + SMALL_OVERRIDES)
+
+
+def ph2_study(root: Path, work: Path, device: torch.device) -> Study:
+    return Study(C.PH2, common_args("ph2.yaml", work / "exps", device) + ("--data_root", str(root)))
+
+
+def default_ph2_root() -> Path:
+    """Where config_yaml/ph2.yaml expects the PH2 data."""
+    return resolve_path(parse_config(["--yaml", "ph2.yaml"]).data_root)
+
+
+def run_round(study: Study, method: str, epochs: int, exp_id: str, device: torch.device
+              ) -> tuple[dict[str, Any], Measured]:
+    """Round 0 of `method` through main.run_rounds; its state.json and the measured wall time."""
+    cfg = parse_config([*study.args, "--al_type", method, "--max_epochs", str(epochs), "--exp_id", exp_id])
+    with measure(device) as measured:
+        run_rounds(cfg)
+    return read_json(run_dir(cfg) / "round_000" / STATE_FILE), measured
+
+
+def epochs_run(state: dict[str, Any]) -> int:
+    return sum(len(cycle["loss"]) for cycle in state["history"].values())
+
+
+def round_row(dataset: str, method: str, state: dict[str, Any], measured: Measured) -> Row:
+    """Seconds per phase (from state.json) and per training epoch; value = sum of the phases."""
+    timings = {phase: float(state["timings"].get(phase, 0.0)) for phase in PHASES}
+    epochs = epochs_run(state)
+    per_epoch = timings["train"] / max(epochs, 1)
+    phases = " / ".join(f"{phase} {seconds:.2f}" for phase, seconds in timings.items() if phase in state["timings"])
+    row = Row("round", f"{dataset} {method}", "s", sum(timings.values()),
+              note=f"{phases} s; {epochs} epochs, train {per_epoch:.3f} s/epoch; wall {measured.seconds:.1f} s "
+                   f"with data loading").with_memory(measured)
+    row.extra = {"timings": timings, "epochs": epochs, "cycles": len(state["history"]),
+                 "train_s_per_epoch": per_epoch, "validate_s_per_epoch_upper": timings["validate"] / max(epochs, 1),
+                 "wall_s": measured.seconds, "n_labelled": state["n_labelled"],
+                 "test_dice": state["metrics"]["test"]["dice_idx"]}
+    return row
+
+
+def projection_row(dataset: str, short: tuple[int, float], long: tuple[int, float], size: Size) -> Row:
+    """Wall time of Random round 0 at 1000 epochs from two runs: fixed cost + 1000 x cost per epoch."""
+    (e1, w1), (e2, w2) = short, long
+    per_epoch = (w2 - w1) / (e2 - e1)
+    fixed = w1 - e1 * per_epoch
+    projected = fixed + PROJECTED_EPOCHS * per_epoch
+    row = Row("round", f"{dataset} Random r0 at {PROJECTED_EPOCHS} epochs (projected)", "s", projected,
+              seconds=w1 + w2, note=f"{per_epoch:.3f} s/epoch (train + validation) + {fixed:.1f} s fixed, "
+                                    f"from {e1}- and {e2}-epoch runs")
+    if size.name == "paper":
+        row.reference, row.reference_value = "original", ORIGINAL_RANDOM_ROUND_S
+        row.ratio = ORIGINAL_RANDOM_ROUND_S / projected if projected > 0 else None
+    row.extra = {"s_per_epoch": per_epoch, "fixed_s": fixed, "epochs": [e1, e2], "wall_s": [w1, w2]}
+    return row
+
+
+def study_rows(study: Study, size: Size, device: torch.device) -> list[Row]:
+    short, long = size.round_epochs
+    rows, walls = [], {}
+    for method in METHODS:
+        state, measured = run_round(study, method, short, f"{method}-bench", device)
+        rows.append(round_row(study.dataset, method, state, measured))
+        walls[method] = measured.seconds
+    _, measured = run_round(study, C.RANDOM, long, f"{C.RANDOM}-bench-long", device)
+    rows.append(projection_row(study.dataset, (short, walls[C.RANDOM]), (long, measured.seconds), size))
+    return rows
+
+
+def round_rows(size: Size, device: torch.device, work: Path, ph2_root: Path | None) -> list[Row]:
+    """Rounds on the synthetic set, then on PH2 when a root is given (paper size only)."""
+    rows = study_rows(synthetic_study(size, work / "synthetic-study", device), size, device)
+    if ph2_root is not None and size.name == "paper":
+        rows += study_rows(ph2_study(ph2_root, work / "ph2-study", device), size, device)
+    return rows

@@ -1,0 +1,74 @@
+"""Make the train/valid/test folds of a dataset (method-spec 1.2) and write them as CSVs.
+
+    python create_folds.py --dataset ph2 --data_root ../shared/data/ph2
+    python create_folds.py --dataset synthetic --data_root datasets/synthetic
+    python create_folds.py --dataset glas --from_original <paper repo>/folds/glas
+
+For `synthetic`, a missing set is first generated into --data_root with generate_synthetic's
+defaults (seed 0, 40 images per class, 96x96 pixels, 3 classes). --from_original converts the
+paper's own fold CSVs instead of drawing new folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from constants import DATASETS, SYNTHETIC
+from data.folds import import_original_folds, load_fold, make_folds, write_folds
+from data.readers import read_listing
+from data.records import DataError
+from data.synthetic import generate_synthetic
+
+DEFAULT_FOLDS = Path(__file__).resolve().parent / "folds"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--data_root", type=Path, help="folder holding the dataset")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold draw")
+    parser.add_argument("--nbr_splits", type=int, default=1)
+    parser.add_argument("--nbr_folds", type=int, default=5)
+    parser.add_argument("--valid_ratio", type=float, default=0.2, help="per class, rounded up")
+    parser.add_argument("--test_ratio", type=float, default=0.2,
+                        help="per class, only for datasets without an official test set")
+    parser.add_argument("--out", type=Path, default=DEFAULT_FOLDS,
+                        help="folds root (default: folds/ next to this script)")
+    parser.add_argument("--from_original", type=Path, metavar="DIR",
+                        help="convert the paper's fold CSVs found under DIR instead")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.from_original is None and args.data_root is None:
+        parser.error("--data_root is required (unless --from_original is given)")
+    try:
+        if args.from_original is not None:
+            written = import_original_folds(args.from_original, args.out, args.dataset, args.seed)
+        else:
+            if args.dataset == SYNTHETIC and not (args.data_root / "labels.csv").is_file():
+                generate_synthetic(args.data_root)
+            listing = read_listing(args.dataset, args.data_root)
+            folds = make_folds(listing, args.seed, args.nbr_splits, args.nbr_folds,
+                               args.valid_ratio, args.test_ratio)
+            written = write_folds(args.out, args.dataset, folds, args.seed)
+        summaries = []
+        for folder in written:
+            split = int(folder.parent.name.removeprefix("split_"))
+            loaded = load_fold(args.out, args.dataset, split, int(folder.name.removeprefix("fold_")))
+            summaries.append(f"  {folder}: train {len(loaded.train)}, valid {len(loaded.valid)}, "
+                             f"test {len(loaded.test)}")
+    except (DataError, OSError) as error:
+        print(f"create_folds: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} fold(s) of {args.dataset} under {args.out / args.dataset}")
+    print("\n".join(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

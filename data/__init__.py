@@ -1,0 +1,1 @@
+"""Datasets: readers per layout, folds, synthetic set, decode-once cache, geometry, augmentation."""

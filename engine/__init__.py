@@ -1,0 +1,1 @@
+"""Training, evaluation and scoring with the hybrid model on device-resident data."""

@@ -1,0 +1,71 @@
+"""Building the hybrid model from a configuration, and the stage-1 checkpoint theta0.
+
+Stage 1 (WSL) writes theta0 where every stage-2 run of the same dataset, split, fold and seed
+finds it; no hand copy is needed. Each seed has its own theta0 (the original reused seed 0's
+for every seed, which understates the variance across seeds).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from al.state import atomic_write_bytes
+from models.hybrid import HybridModel, load_matching_state
+from parseit import Config
+
+
+class CheckpointError(FileNotFoundError):
+    """theta0 is missing or does not fit the model (one line naming the file and the fix)."""
+
+
+def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: bool) -> HybridModel:
+    """A fresh hybrid model; ImageNet weights only where asked (stage 1), theta0 covers stage 2."""
+    m = cfg.model
+    model = HybridModel(num_classes, modalities=m.modalities, kmax=m.kmax, kmin=m.kmin, alpha=m.alpha,
+                        dropout=m.dropout, base_width=m.base_width, leak=m.leak,
+                        backbone_dropout=m.backbone_dropout, full_res_width=m.full_res_width, pretrained=imagenet and cfg.pre_trained,
+                        weights_path=cfg.imagenet_weights_path if imagenet else None)
+    model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def save_theta0(path: Path, model: HybridModel, meta: Mapping[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta)},
+               buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_theta0(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"stage-1 checkpoint {path} not found: run the WSL round first "
+                              "(python main.py --yaml <dataset>.yaml --al_type WSL ...) or pass --path_pre_trained FILE")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: report it in one line
+        raise CheckpointError(f"stage-1 checkpoint {path} cannot be read ({type(exc).__name__}): "
+                              "delete it and run the WSL round again") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not a stage-1 checkpoint of this project: run the WSL round again")
+    return payload
+
+
+def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, device: torch.device,
+                      path: Path) -> HybridModel:
+    """A stage-2 model: theta0 loaded (backbone, classifier and the head's initial weights), classifier frozen."""
+    model = build_model(cfg, num_classes, device, imagenet=False)
+    loaded = set(load_matching_state(model, theta0["state_dict"]))
+    missing = [k for k in model.state_dict() if k.startswith(("backbone.", "classifier.")) and k not in loaded]
+    if missing:
+        raise CheckpointError(f"{path} does not fit this model (e.g. '{missing[0]}'; classes "
+                              f"{theta0.get('meta', {}).get('num_classes')} vs {num_classes}): "
+                              "run the WSL round with the same dataset and model keys")
+    model.freeze_classifier()
+    return model

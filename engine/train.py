@@ -1,0 +1,141 @@
+"""One training cycle with model selection on validation (method-spec 3.2 and 3.4).
+
+The data already sits on the device; an epoch crops, flips and normalises there, so the loop
+never waits on files or loader workers. The best weights are copied into buffers allocated once,
+not deep-copied at every improvement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from data.augment import random_crop_flip
+from engine.evaluate import Inference
+from engine.resident import TrainingItems
+from engine.runtime import autocast, sync
+from losses.hybrid import HybridLoss
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    nesterov: bool
+    dampening: float
+    weight_decay: float
+    scheduler: str          # "mystep" or "none"
+    step_size: int
+    gamma: float
+    min_lr: float
+    crop: int
+    hflip: bool
+    vflip: bool
+    segmentation: bool      # False in stage 1: classification only, the segmentation head is skipped
+    progress: bool = False
+
+
+def lr_at(settings: TrainSettings, epoch: int) -> float:
+    """mystep as the original steps it: epoch 0 uses lr, epoch e >= 1 uses lr*gamma^floor((e-1)/step)."""
+    if settings.scheduler == "none" or epoch == 0:
+        return settings.lr
+    return max(settings.lr * settings.gamma ** ((epoch - 1) // settings.step_size), settings.min_lr)
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Batch limits over n items; a trailing batch of one borrows an item from the one before,
+    since BatchNorm cannot train on a single sample (9 items, batch 8 -> 7 + 2)."""
+    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        (a, b), (_, d) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(a, b - 1), (b - 1, d)]
+    return bounds
+
+
+class BestModel:
+    """The best weights seen so far (over one or several cycles), with their score and epoch."""
+
+    def __init__(self, model: nn.Module):
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.score = -math.inf
+        self.epoch = -1
+        self.cycle = -1
+
+    def offer(self, model: nn.Module, score: float, epoch: int, cycle: int) -> bool:
+        """Keep the weights if they are at least as good (ties go to the later epoch, as the original)."""
+        if score < self.score:
+            return False
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                self.state[k].copy_(v)
+        self.score, self.epoch, self.cycle = score, epoch, cycle
+        return True
+
+    def restore(self, model: nn.Module) -> None:
+        model.load_state_dict(self.state)
+
+
+@dataclass
+class FitStats:
+    train_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    images_seen: int = 0
+    losses: list[float] = field(default_factory=list)
+    valid_scores: list[float] = field(default_factory=list)
+
+
+def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: TrainSettings,
+        inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
+        generator: torch.Generator, desc: str = "train") -> FitStats:
+    """Train for settings.epochs, validating after every epoch and offering the weights to `best`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                                nesterov=settings.nesterov, dampening=settings.dampening,
+                                weight_decay=settings.weight_decay)
+    stats = FitStats()
+    n = len(items)
+    device = inference.device
+    bar = tqdm(range(settings.epochs), desc=desc, disable=not settings.progress, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(settings, epoch)
+        start = time.perf_counter()
+        model.train()
+        epoch_loss = torch.zeros((), device=device)
+        order = torch.randperm(n, generator=generator).tolist()
+        for first, last in batch_bounds(n, settings.batch_size):
+            idx = order[first:last]
+            images, masks = random_crop_flip([items.images[i] for i in idx],
+                                             [items.masks[i] for i in idx] if settings.segmentation else
+                                             [None] * len(idx),
+                                             settings.crop, settings.hflip, settings.vflip, generator)
+            x = inference.prepare(images)
+            with autocast(device, inference.bf16):
+                enc = model.encode(x, with_full_res=settings.segmentation)
+                scores, _ = model.classify(enc)
+                logits = model.segment(enc) if settings.segmentation else None
+            loss, _ = loss_fn(scores.float(), None if logits is None else logits.float(), items.labels[idx],
+                              masks if settings.segmentation else None, items.tags[idx], return_terms=False)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            epoch_loss += loss.detach() * len(idx)
+        sync(device)
+        middle = time.perf_counter()
+        score = validate(model)
+        stats.validate_seconds += time.perf_counter() - middle
+        stats.train_seconds += middle - start
+        stats.images_seen += n
+        stats.losses.append(float(epoch_loss) / max(n, 1))
+        stats.valid_scores.append(score)
+        best.offer(model, score, epoch, cycle)
+        bar.set_postfix(loss=f"{stats.losses[-1]:.4f}", valid=f"{score:.4f}", best=f"{best.score:.4f}")
+    return stats

@@ -1,0 +1,337 @@
+"""One active-learning round per call (or a range of rounds with --al_it_end), Algorithm 1 of the paper.
+
+    python main.py --yaml synthetic.yaml --al_type WSL --MYSEED 0               # stage 1: theta0
+    python main.py --yaml synthetic.yaml --al_type Random --MYSEED 0 --al_it 0  # one round
+    python main.py --yaml synthetic.yaml --al_type Label_prop --al_it 0 --al_it_end 4
+
+A round: start from theta0 -> train the segmentation head on L (and the pseudo-labelled P) ->
+evaluate at original resolution -> the oracle picks U' -> (Label_prop) pair U'' by kNN and
+pseudo-label it -> write the round's state. A finished round is skipped when called again; an
+interrupted one starts again cleanly. The run folder layout is documented in al/state.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import constants as C
+from al import selection
+from al.methods import METHODS, Method
+from al.pseudo_label import FeatureSettings, load_or_build, merge_pairs, pair_unlabelled
+from al.state import RunFolder, RunLockedError, RunStateError, experiment_dir, run_dir, theta0_path
+from data.records import DataError
+from engine.acquire import entropy_scores, mc_dropout_scores
+from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
+from engine.context import RunData, inference, load_data, train_settings
+from engine.evaluate import (
+    estimate_threshold,
+    predict_masks,
+    segmentation_metrics,
+    validation_accuracy,
+    validation_dice,
+    wsl_metrics,
+)
+from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everything, select_device, set_deterministic
+from engine.train import BestModel, fit
+from losses.hybrid import HybridLoss
+from models.backbone import PretrainedWeightsError
+from parseit import Config, config_differences, exit_on_error, help_text, parse_config, save_config, summary
+
+# Keys that may change between calls on the same run folder without changing its results.
+RESUME_FREE_KEYS = ("al_it", "al_it_end", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
+                    "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained")
+# Purposes of the derived seeds of one round.
+AUGMENT, SELECT, MC = 1, 2, 3
+
+
+class Clock:
+    """Wall time per phase of a round (train / validate / score / select / pseudo_label / write)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] += seconds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        try:
+            print(help_text())
+        except BrokenPipeError:  # e.g. piped into head
+            pass
+        return
+    with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
+                       PretrainedWeightsError):
+        cfg = parse_config(argv)
+        print(summary(cfg), flush=True)
+        run_rounds(cfg)
+
+
+def run_rounds(cfg: Config) -> None:
+    device = select_device(cfg.device, cfg.cudaid)
+    set_deterministic(cfg.deterministic)
+    with RunFolder(run_dir(cfg)) as run:
+        check_or_save_config(run, cfg)
+        last = cfg.al_it if cfg.al_it_end is None else cfg.al_it_end
+        pending = [r for r in range(cfg.al_it, last + 1) if not run.is_done(r)]
+        for r in sorted(set(range(cfg.al_it, last + 1)) - set(pending)):
+            print(f"round {r}: already finished in {run.root}, skipped")
+        if pending and pending[0] > 0 and not run.is_done(pending[0] - 1):
+            raise RunStateError(f"round {pending[0] - 1} of {run.root} has not finished: run it first "
+                                f"(--al_it {pending[0] - 1})")
+        if not pending or (pending[0] > 0 and run.read_state(pending[0] - 1)["exhausted"]):
+            if pending:
+                print(f"round {pending[0]}: the pool is exhausted, nothing left to annotate")
+            return
+        data = load_data(cfg, device)
+        method = METHODS[cfg.al_type]
+        theta0 = None if method.stage == 1 else load_theta0(theta0_path(cfg))
+        for r in pending:
+            clock = Clock()
+            partial = run.begin_round(r)
+            if method.stage == 1:
+                state = stage1_round(cfg, data, device, clock)
+            else:
+                state = stage2_round(cfg, method, data, run, r, partial, theta0, device, clock)
+            with clock("write"):
+                state["timings"] = dict(clock.seconds)
+                run.finish_round(r, partial, state)
+            print(round_line(state), flush=True)
+            if state["exhausted"] and r < last:
+                print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
+                break
+
+
+def check_or_save_config(run: RunFolder, cfg: Config) -> None:
+    """The first call writes config.yaml; later calls must agree with it on what shapes the results."""
+    path = run.root / "config.yaml"
+    if path.is_file():
+        saved = yaml.safe_load(path.read_text())
+        changed = config_differences(saved, cfg.to_dict(), ignore=RESUME_FREE_KEYS)
+        if changed:
+            raise RunStateError(f"{run.root} was run with another configuration ({', '.join(changed[:3])} differ): "
+                                "use the same values or a new --exp_id")
+    else:
+        save_config(cfg, path)
+
+
+def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock) -> dict[str, Any]:
+    """WSL: backbone + WILDCAT on every training image's class label; writes theta0."""
+    seed_everything(cfg.MYSEED)
+    model = build_model(cfg, data.n_classes, device, imagenet=True)
+    infer = inference(cfg, device)
+    items = data.pool.items([(p, C.U, None) for p in range(len(data.pool))], with_masks=False)
+    loss = HybridLoss(cfg.scale_cl, 0.0, 0.0, normalisation=cfg.seg_loss_normalisation, train_classifier=True)
+    best = BestModel(model)
+    stats = fit(model, items, loss, train_settings(cfg, data.pool.geometry.train_crop, segmentation=False), infer,
+                lambda m: validation_accuracy(m, data.valid, infer), best, cycle=0,
+                generator=cpu_generator(derived_seed(cfg.MYSEED, 0, 0, AUGMENT)), desc="WSL")
+    clock.add("train", stats.train_seconds)
+    clock.add("validate", stats.validate_seconds)
+    best.restore(model)
+    with clock("validate"):
+        metrics = {}
+        for name, eval_set in (("valid", data.valid), ("test", data.test)):
+            both = wsl_metrics(model, eval_set, infer)
+            metrics[name] = {**both["predicted_class"].summary(),
+                             "dice_idx_true_class": both["true_class"].summary()["dice_idx"]}
+    with clock("write"):
+        save_theta0(theta0_path(cfg), model, {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold,
+                                              "seed": cfg.MYSEED, "num_classes": data.n_classes,
+                                              "valid_acc": best.score, "epoch": best.epoch})
+    n = len(data.pool)
+    return {"round": 0, "method": cfg.al_type, "seed": cfg.MYSEED, "dataset": cfg.dataset, "n_train": n,
+            "labelled": [], "n_labelled": 0, "percent_labelled": 0.0, "selected": [], "pseudo_pairs": {},
+            "exhausted": True, "threshold": None, "theta0": str(theta0_path(cfg)),
+            "best": {"epoch": best.epoch, "cycle": 0, "valid_score": best.score},
+            "metrics": metrics, "history": {"cycle0": {"loss": stats.losses, "valid": stats.valid_scores}}}
+
+
+def stage2_round(cfg: Config, method: Method, data: RunData, run: RunFolder, r: int, partial: Path,
+                 theta0: dict[str, Any], device: torch.device, clock: Clock) -> dict[str, Any]:
+    """One round of Full_sup, Random, Entropy, MC_Dropout or Label_prop (Algorithm 1 + the second cycle)."""
+    infer = inference(cfg, device)
+    pool = data.pool
+    ids, labels = pool.ids, pool.labels
+    previous = run.read_state(r - 1) if r > 0 else None
+    labelled = labelled_set(cfg, method, data, previous)
+    labelled_ids = set(labelled)
+    leftovers = [i for i in ids if i not in labelled_ids]
+
+    # P_{r-1}: the pairs of the previous round with the masks its final model drew.
+    previous_pairs: dict[str, str] = dict(previous["pseudo_pairs"]) if previous else {}
+    previous_masks = {u: pool.mask_view(pool.position[u], torch.from_numpy(run.read_mask(r - 1, u)))
+                      for u in previous_pairs}
+    all_pairs = previous_pairs
+    if method.pseudo_labels:
+        with clock("pseudo_label"):
+            cache = load_or_build(experiment_dir(cfg) / "knn_cache", ids, labels.tolist(),
+                                  [s.image for s in data.train], feature_settings(cfg), cfg.knn_block_size,
+                                  device, cfg.progress)
+            all_pairs = merge_pairs(previous_pairs,
+                                    pair_unlabelled(cache, set(labelled), cfg.knn, cfg.knn_block_size, device))
+
+    # Cycle 0: theta0 -> L_r plus P_{r-1}.
+    best = None
+    history = {}
+    entries = [(pool.position[i], C.L, None) for i in labelled]
+    entries += [(pool.position[u], C.PL, previous_masks[u]) for u in previous_pairs]
+    model, best, history["cycle0"] = train_cycle(cfg, data, theta0, entries, infer, r, 0, best, clock)
+
+    # Cycle 1 (Label_prop): pseudo-label every pair with the best model so far, retrain from theta0.
+    if method.pseudo_labels and all_pairs:
+        best.restore(model)
+        with clock("pseudo_label"):
+            t_pseudo = pseudo_threshold(cfg, model, data, infer)
+            positions = [pool.position[u] for u in all_pairs]
+            masks, _ = predict_masks(model, data.train_eval, infer, t_pseudo, positions)
+            entries = [(pool.position[i], C.L, None) for i in labelled]
+            entries += [(p, C.PL, pool.mask_view(p, masks[p])) for p in positions]
+        model, best, history["cycle1"] = train_cycle(cfg, data, theta0, entries, infer, r, 1, best, clock)
+
+    # Evaluate the best model at original resolution with the threshold estimated on validation.
+    best.restore(model)
+    with clock("validate"):
+        threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_seg_thres else cfg.seg_threshold
+        test = segmentation_metrics(model, data.test, infer, threshold)
+        metrics = {"valid": segmentation_metrics(model, data.valid, infer, threshold).summary(),
+                   "test": test.summary(),
+                   "train_labelled": segmentation_metrics(model, data.train_eval, infer, threshold,
+                                                          [pool.position[i] for i in labelled]).summary()}
+
+    # Re-annotate the pairs with the final model; their Dice against the true masks is the paper's Fig. 6.
+    final_masks: dict[int, torch.Tensor] = {}
+    t_pseudo = None
+    if method.pseudo_labels and all_pairs:
+        with clock("pseudo_label"):
+            t_pseudo = pseudo_threshold(cfg, model, data, infer)
+            final_masks, pseudo_dice = predict_masks(model, data.train_eval, infer, t_pseudo,
+                                                     [pool.position[u] for u in all_pairs])
+            metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(pseudo_dice.values()))) if pseudo_dice
+                                 else None, "n": len(all_pairs)}
+
+    # The oracle picks U'_{r+1}.
+    scores: dict[str, float] = {}
+    selected: list[str] = []
+    if not method.single_round:
+        candidates = selection.oracle_candidates(leftovers, list(all_pairs), data.n_classes, cfg.protect_pl) \
+            if method.pseudo_labels else leftovers
+        candidate_labels = labels[[pool.position[i] for i in candidates]]
+        quota = selection.per_class_quota(selection.round_count(cfg.p_samples, len(ids)), candidate_labels)
+        with clock("score"):
+            values = acquisition_scores(cfg, method, model, data, infer, candidates, r)
+        with clock("select"):
+            if values is None:
+                rng = np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT))
+                selected = selection.select_random_balanced(candidates, candidate_labels, quota, rng)
+            else:
+                scores = dict(zip(candidates, values.tolist()))
+                selected = selection.select_top_balanced(candidates, candidate_labels, values, quota)
+
+    # P_r for the next round: the pairs not picked by the oracle, with their final masks.
+    picked = set(selected)
+    next_pairs = {u: lab for u, lab in all_pairs.items() if u not in picked}
+    with clock("write"):
+        for u in next_pairs:
+            run.write_mask(partial, u, final_masks[pool.position[u]].cpu().numpy())
+    n = len(ids)
+    return {"round": r, "method": cfg.al_type, "seed": cfg.MYSEED, "dataset": cfg.dataset, "n_train": n,
+            "labelled": labelled, "n_labelled": len(labelled), "percent_labelled": 100 * len(labelled) / n,
+            "selected": selected, "pseudo_pairs": next_pairs, "n_pseudo_trained": len(all_pairs),
+            "exhausted": method.single_round or len(leftovers) == len(selected),
+            "threshold": threshold, "pseudo_threshold": t_pseudo,
+            "best": {"epoch": best.epoch, "cycle": best.cycle, "valid_score": best.score},
+            "metrics": metrics, "test_dice_per_image": dict(zip(test.ids, test.dice)),
+            "scores": scores, "history": history}
+
+
+def labelled_set(cfg: Config, method: Method, data: RunData, previous: dict[str, Any] | None) -> list[str]:
+    """L_r: every train image (Full_sup), L_0 shared by all methods of a seed, or L_{r-1} plus U'_r."""
+    pool = data.pool
+    if method.single_round:
+        return sorted(pool.ids)
+    if previous is None:
+        per_class = selection.initial_per_class(cfg.p_init_samples, len(pool), data.n_classes)
+        return sorted(selection.initial_labelled(pool.ids, pool.labels, per_class, cfg.MYSEED))
+    return sorted(set(previous["labelled"]) | set(previous["selected"]))
+
+
+def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int, cycle: int,
+                best: BestModel | None, clock: Clock) -> tuple[Any, BestModel, dict[str, list[float]]]:
+    """A fresh model from theta0 trained on `entries`; the best weights over cycles stay in `best`."""
+    model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg))
+    best = best or BestModel(model)
+    loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,
+                      cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
+                      else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False)
+    stats = fit(model, data.pool.items(entries), loss,
+                train_settings(cfg, data.pool.geometry.train_crop, segmentation=True), infer,
+                lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
+                generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT)),
+                desc=f"{cfg.al_type} r{r} c{cycle}")
+    clock.add("train", stats.train_seconds)
+    clock.add("validate", stats.validate_seconds)
+    return model, best, {"loss": stats.losses, "valid": stats.valid_scores}
+
+
+def pseudo_threshold(cfg: Config, model: Any, data: RunData, infer: Any) -> float:
+    return estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_pseg_thres else cfg.seg_threshold
+
+
+def acquisition_scores(cfg: Config, method: Method, model: Any, data: RunData, infer: Any,
+                       candidates: list[str], r: int) -> np.ndarray | None:
+    """Scores of the candidates for Entropy and MC_Dropout; None for the random oracle."""
+    positions = [data.pool.position[i] for i in candidates]
+    if method.acquisition == "entropy":
+        return entropy_scores(model, data.train_eval, infer, positions)
+    if method.acquisition == "mc_dropout":
+        return mc_dropout_scores(model, data.train_eval, infer, positions, cfg.mcdropout_t, cfg.mc_score,
+                                 derived_seed(cfg.MYSEED, r, 0, MC))
+    return None
+
+
+def feature_settings(cfg: Config) -> FeatureSettings:
+    return FeatureSettings(bins=cfg.nbr_bins_histc, lo=cfg.min_histc, hi=cfg.max_histc,
+                           resize_h=cfg.resize_h_to_opt_mask, smooth=cfg.smooth_img, smooth_ksize=cfg.smooth_img_ksz,
+                           smooth_sigma=cfg.smooth_img_sigma, enhance_color=cfg.enhance_color,
+                           enhance_factor=cfg.enhance_color_fact)
+
+
+def round_line(state: dict[str, Any]) -> str:
+    test = state["metrics"]["test"]
+    parts = [f"round {state['round']} {state['method']} seed {state['seed']}: "
+             f"{state['n_labelled']} labelled ({state['percent_labelled']:.1f} %)",
+             f"test Dice {test['dice_idx']:.2f}", f"acc {test['acc']:.2f}"]
+    if state.get("threshold") is not None:
+        parts.append(f"threshold {state['threshold']:.2f}")
+    if "pseudo" in state["metrics"] and state["metrics"]["pseudo"]["dice_idx"] is not None:
+        parts.append(f"pseudo-mask Dice {state['metrics']['pseudo']['dice_idx']:.2f} "
+                     f"({state['metrics']['pseudo']['n']})")
+    if state["selected"]:
+        parts.append(f"selected {len(state['selected'])}")
+    parts.append(f"{sum(state['timings'].values()):.1f} s")
+    return " | ".join(parts)
+
+
+if __name__ == "__main__":
+    main()

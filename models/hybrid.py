@@ -1,0 +1,203 @@
+"""The hybrid network: ResNet-18 backbone, WILDCAT classifier and U-Net-like segmentation head.
+
+The forward pass is split where active learning needs it:
+  - ``encode(x)``: everything upstream of the first stochastic layer (the five backbone stages and the
+    full-resolution branch of the segmentation head), deterministic in eval mode. The full-resolution
+    branch trains in stage 2, so ``encode`` must run with gradients there;
+  - ``classify(enc)``: WILDCAT scores and class maps (layer4 grid);
+  - ``segment(enc)``: mask logits; applies the backbone dropout, so MC-dropout scoring runs ``encode``
+    once and ``segment`` T times, batched through ``Encoded.repeat``.
+
+Stage 2 loads the stage-1 checkpoint with ``load_matching_state`` and calls ``freeze_classifier``:
+the backbone and WILDCAT stop learning and their BatchNorm/Dropout stay in eval mode even in
+``train()``, so only the segmentation head (bridges, full-resolution branch, down/up blocks) trains.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.backbone import ResNet18Backbone
+from models.unet import UNetHead
+from models.wildcat import WildcatHead
+
+
+def _repeat_batch(x: Tensor, t: int) -> Tensor:
+    """Each sample t times in a row, keeping a channels_last layout channels_last."""
+    channels_last = (
+        x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )
+    out = x.repeat_interleave(t, dim=0)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+@dataclass(frozen=True, eq=False)
+class Encoded:
+    """Deterministic features of a batch: backbone stages (layer0..4) and the full-resolution branch.
+
+    ``full_res`` is None when encoding for classification only (it is the costliest part of the head).
+    """
+
+    stages: tuple[Tensor, ...]
+    full_res: Tensor | None
+
+    @property
+    def batch_size(self) -> int:
+        return self.stages[0].shape[0]
+
+    def repeat(self, t: int) -> "Encoded":
+        """Features of a batch where sample i occupies rows i*t .. i*t+t-1 (for T stochastic passes)."""
+        if t < 1:
+            raise ValueError(f"repeat count must be >= 1, got {t}")
+        if t == 1:
+            return self
+        return Encoded(
+            stages=tuple(_repeat_batch(s, t) for s in self.stages),
+            full_res=None if self.full_res is None else _repeat_batch(self.full_res, t),
+        )
+
+
+class HybridOutput(NamedTuple):
+    """Raw outputs: class logits (B, C), mask logits (B, 1, H, W), class maps on the layer4 grid."""
+
+    scores: Tensor
+    masks: Tensor
+    maps: Tensor
+
+
+def class_maps_at(maps: Tensor, size: Sequence[int]) -> Tensor:
+    """Class maps upsampled to an image size (bilinear, align_corners=True), for WSL masks."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=True)
+
+
+class HybridModel(nn.Module):
+    """Joint classifier and segmenter; see the module docstring for the split of the forward pass."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        modalities: int = 5,
+        kmax: float = 0.1,
+        kmin: float = 0.1,
+        alpha: float = 0.6,
+        dropout: float = 0.1,
+        base_width: int = 24,
+        leak: int = 64,
+        backbone_dropout: float = 0.0,
+        full_res_width: int = 64,
+        pretrained: bool = False,
+        weights_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.backbone = ResNet18Backbone(pretrained=pretrained, weights_path=weights_path)
+        self.classifier = WildcatHead(
+            self.backbone.out_channels[-1],
+            num_classes,
+            modalities=modalities,
+            kmax=kmax,
+            kmin=kmin,
+            alpha=alpha,
+            dropout=dropout,
+        )
+        self.seg_head = UNetHead(
+            self.backbone.out_channels, base_width=base_width, leak=leak, dropout=backbone_dropout,
+            full_res_width=full_res_width,
+        )
+        self._frozen = False
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the backbone and the classifier are frozen (stage 2)."""
+        return self._frozen
+
+    def _classifier_modules(self) -> tuple[nn.Module, nn.Module]:
+        return self.backbone, self.classifier
+
+    def freeze_classifier(self) -> None:
+        """Stop training the backbone and WILDCAT: no gradients, BatchNorm and Dropout in eval."""
+        for module in self._classifier_modules():
+            for param in module.parameters():
+                param.requires_grad_(False)
+        self._frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "HybridModel":
+        """Like nn.Module.train, but a frozen classifier stays in eval mode."""
+        super().train(mode)
+        if self._frozen:
+            for module in self._classifier_modules():
+                module.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters that receive gradients (all before freezing, the segmentation head after)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def enable_mc_dropout(self) -> None:
+        """Eval mode everywhere except the backbone dropout, for MC-dropout sampling."""
+        self.eval()
+        self.seg_head.dropout.train()
+
+    @contextmanager
+    def mc_dropout(self) -> Iterator["HybridModel"]:
+        """``enable_mc_dropout`` for the duration of a block; every module's mode is restored after."""
+        modes = [(module, module.training) for module in self.modules()]
+        self.enable_mc_dropout()
+        try:
+            yield self
+        finally:
+            for module, mode in modes:
+                module.training = mode
+
+    class_maps_at = staticmethod(class_maps_at)
+
+    def encode(self, x: Tensor, *, with_full_res: bool = True) -> Encoded:
+        """Backbone stages and, unless only classifying, the full-resolution branch."""
+        full_res = self.seg_head.full_resolution(x) if with_full_res else None
+        return Encoded(stages=self.backbone(x), full_res=full_res)
+
+    def classify(self, enc: Encoded) -> tuple[Tensor, Tensor]:
+        """WILDCAT (scores (B, C), class maps (B, C, h, w) on the layer4 grid)."""
+        return self.classifier(enc.stages[-1])
+
+    def segment(self, enc: Encoded) -> Tensor:
+        """Mask logits (B, 1, H, W); stochastic when the backbone dropout is active."""
+        if enc.full_res is None:
+            raise ValueError(
+                "segmentation needs the full-resolution branch: encode(x, with_full_res=True)"
+            )
+        return self.seg_head(enc.stages, enc.full_res)
+
+    def forward(self, x: Tensor) -> HybridOutput:
+        enc = self.encode(x)
+        scores, maps = self.classify(enc)
+        return HybridOutput(scores=scores, masks=self.segment(enc), maps=maps)
+
+
+def load_matching_state(model: nn.Module, state_dict: Mapping[str, Tensor]) -> list[str]:
+    """Copy every entry whose name and shape match the model's; return the names copied.
+
+    Used to start stage 2 from the stage-1 checkpoint: a different number of classes or other head
+    widths leave the mismatching entries at the model's own values instead of failing. Callers compare
+    the returned names with ``model.state_dict()`` to see what was not loaded.
+    """
+    own = model.state_dict()
+    matching = {
+        name: value
+        for name, value in state_dict.items()
+        if name in own and tuple(own[name].shape) == tuple(value.shape)
+    }
+    model.load_state_dict(matching, strict=False)
+    return list(matching)

@@ -1,0 +1,131 @@
+"""U-Net-like segmentation head of the hybrid network (the original architecture, kept as is).
+
+With bw = base_width and lk = leak:
+  - full-resolution branch: conv3x3 3->F + ReLU, conv3x3 F->F + ReLU (bias, no BN), on the input,
+    with F = full_res_width (64 in the paper; smaller widths make small CPU experiments affordable,
+    since this branch and the final fusion run at full resolution and dominate the head's cost);
+  - bridges: one conv3x3 *without padding* + ReLU per backbone stage, to lk channels (each shrinks its
+    map by 2 px, hence the minimum input size below);
+  - down path: five DoubleConv blocks (conv3x3 stride 2 no bias, BN, ReLU, twice: /4 per block) with
+    widths 2bw, 4bw, 8bw, 16bw, 32bw. Block K reads [previous output resized (bilinear) to bridge K's
+    size, bridge K]; block 0's "previous output" is the full-resolution branch. The resized tensors are
+    the skips of the up path;
+  - up path: x2 bilinear (align_corners=True), resize to the skip's size, concatenate, conv3x3 + ReLU
+    to 256, 128, 128, 64; then x2, resize to the input size, concatenate with the full-resolution
+    branch, conv3x3 (64+F)->F + ReLU and a 1x1 conv to one logit per pixel.
+Worked example, 374x374: stages 187/94/47/24/12, bridges 185/92/45/22/10, down outputs 47/23/12/6/3,
+logits 374x374.
+
+``dropout`` (the network's "backbone dropout", used for MC dropout) acts on every backbone stage the
+head reads, on every down block output and on every up conv output, and nowhere else. The original
+also fed the dropped stages into the next backbone stage and into the classifier; here the backbone and
+classifier never see it, so their outputs can be computed once and reused across stochastic passes.
+"""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# layer4 has stride 32 and each bridge removes 2 px, so layer4 needs >= 3 px: ceil(n / 32) >= 3.
+MIN_INPUT_SIZE = 2 * 32 + 1
+_UP_WIDTHS = (256, 128, 128, 64)
+
+
+def check_input_size(height: int, width: int) -> None:
+    """Fail early, with the limit, on images the bridges cannot process."""
+    if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"input {height}x{width} is too small for the segmentation head: both sides must be "
+            f">= {MIN_INPUT_SIZE} px (crop or rescale images to at least that size)"
+        )
+
+
+def _conv_relu(in_channels: int, out_channels: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=padding),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
+
+
+def _upsample2(x: Tensor) -> Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
+class UNetHead(nn.Module):
+    """Mask logits (B, 1, H, W) from the five backbone stages and the full-resolution branch."""
+
+    def __init__(
+        self,
+        stage_channels: Sequence[int],
+        base_width: int = 24,
+        leak: int = 64,
+        dropout: float = 0.0,
+        in_channels: int = 3,
+        full_res_width: int = 64,
+    ) -> None:
+        super().__init__()
+        if len(stage_channels) != 5:
+            raise ValueError(f"the head expects 5 backbone stages, got {len(stage_channels)}")
+        if min(base_width, leak, full_res_width) < 1:
+            raise ValueError(f"base_width, leak and full_res_width must be >= 1, got {base_width}, {leak} "
+                             f"and {full_res_width}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"backbone_dropout must lie in [0, 1), got {dropout}")
+        down_widths = [base_width * 2**i for i in range(1, 6)]
+        down_inputs = [full_res_width, *down_widths[:-1]]
+        self.full_res = nn.Sequential(
+            _conv_relu(in_channels, full_res_width, padding=1),
+            _conv_relu(full_res_width, full_res_width, padding=1),
+        )
+        self.bridges = nn.ModuleList(_conv_relu(c, leak, padding=0) for c in stage_channels)
+        self.downs = nn.ModuleList(
+            _double_conv(c + leak, w) for c, w in zip(down_inputs, down_widths, strict=True)
+        )
+        up_inputs = [down_widths[-1], *_UP_WIDTHS[:-1]]
+        up_skips = down_widths[-2::-1]
+        self.ups = nn.ModuleList(
+            _conv_relu(c + s, w, padding=1)
+            for c, s, w in zip(up_inputs, up_skips, _UP_WIDTHS, strict=True)
+        )
+        self.fuse = _conv_relu(_UP_WIDTHS[-1] + full_res_width, full_res_width, padding=1)
+        self.out = nn.Conv2d(full_res_width, 1, kernel_size=1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def full_resolution(self, x: Tensor) -> Tensor:
+        """The branch that reads the input image directly; deterministic."""
+        check_input_size(x.shape[-2], x.shape[-1])
+        return self.full_res(x)
+
+    def forward(self, stages: Sequence[Tensor], full_res: Tensor) -> Tensor:
+        bridges = [bridge(self.dropout(s)) for bridge, s in zip(self.bridges, stages, strict=True)]
+        x = full_res
+        skips = []
+        for down, bridge in zip(self.downs, bridges, strict=True):
+            x = _resize(x, bridge.shape[-2:])
+            skips.append(x)
+            x = self.dropout(down(torch.cat([x, bridge], dim=1)))
+        # skips[0] is the resized full-resolution branch: the last fusion uses it at full size.
+        for up, skip in zip(self.ups, reversed(skips[1:]), strict=True):
+            x = _resize(_upsample2(x), skip.shape[-2:])
+            x = self.dropout(up(torch.cat([x, skip], dim=1)))
+        x = _resize(_upsample2(x), full_res.shape[-2:])
+        return self.out(self.fuse(torch.cat([x, full_res], dim=1)))

@@ -1,0 +1,604 @@
+"""Configuration: one YAML file from config_yaml/ plus command-line overrides.
+
+The schema below is the single definition of what a configuration holds: every key, its type,
+its allowed values and a one-line description. `yaml-gen.py` writes the per-dataset files from it,
+and `parse_config` checks a file and the command line against it before any work starts.
+
+Precedence, lowest first: the YAML file; the YAML's `method_overrides[<al_type>]` (for example the
+stage-1 learning rate of WSL); the command line.
+
+Command line: `--key value` or `--key=value` for every key. Keys inside a section are written
+`--section.key` (the separator is a dot), or by their bare name when that name is unique outside
+`method_overrides` (so the paper's `--lr 0.1 --base_width 24` keep working). Booleans accept
+true/false in any case and 1/0; `null` (or `None`) sets a nullable key to null; lists are written
+`[a,b]` or `a,b`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+import constants as C
+
+REPO_ROOT = Path(__file__).resolve().parent
+CONFIG_DIR = REPO_ROOT / "config_yaml"
+SEPARATOR = "."
+OVERRIDES_SECTION = "method_overrides"
+# The original wrote its optimiser keys as --optn0__<key>.
+OPTIMIZER_PREFIX = "optn0__"
+# Keys the original's generated scripts pass that have no effect here (unused options of the
+# original): accepted so that its command lines run unchanged, reported, and ignored.
+IGNORED_ORIGINAL_KEYS = frozenset({
+    "optn0__lr_scheduler", "optn0__t_max", "optn0__beta1", "optn0__beta2", "optn0__eps_adam", "optn0__amsgrad",
+    "dropoutnetssl", "resize_mask_opt_mask", "scale_seg_u_end", "scale_seg_u_sigma", "scale_seg_u_p_abstention",
+    "num_workers", "pair_w_batch_size", "segloss",
+})
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message is one line naming the key, the value and the fix."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type (for null defaults too), allowed values and description."""
+
+    type: type
+    doc: str
+    choices: tuple | None = None
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _k(tp: type, doc: str, **kw: Any) -> Key:
+    return Key(tp, doc, **kw)
+
+
+# Section name -> {key -> Key}. The empty section name is the top level.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "": {
+        # Run
+        "al_type": _k(str, "method: WSL (stage 1), Full_sup, Random, Entropy, MC_Dropout, Label_prop",
+                      choices=C.METHODS),
+        "al_it": _k(int, "active-learning round run by this call (0-based)", minimum=0),
+        "al_it_end": _k(int, "run rounds al_it..al_it_end in one process (null: al_it only)",
+                        nullable=True, minimum=0),
+        "max_al_its": _k(int, "number of rounds of the study", minimum=1),
+        "exp_id": _k(str, "run id shared by every round of one (method, seed); null: <al_type>-seed_<MYSEED>",
+                     nullable=True),
+        "exp_root": _k(str, "folder that holds every run folder and the stage-1 checkpoints"),
+        "debug_subfolder": _k(str, "optional sub-folder of exp_root grouping runs (the paper's spelling)"),
+        "MYSEED": _k(int, "seed of the run: initial labelled set, selections, initialisation, augmentation",
+                     minimum=0),
+        "cudaid": _k(str, "CUDA device index used when device is cuda or auto"),
+        "device": _k(str, "auto: CUDA when available, else CPU", choices=C.DEVICES),
+        "deterministic": _k(bool, "deterministic algorithms: same seed and machine -> same selections and metrics"),
+        "amp_bf16": _k(bool, "bf16 autocast for forward passes on CUDA (ignored on CPU)"),
+        "channels_last": _k(bool, "channels_last memory format on CUDA (ignored on CPU)"),
+        "progress": _k(bool, "progress bars on long work"),
+        # Data
+        "dataset": _k(str, "dataset name (reader and folds)", choices=C.DATASETS),
+        "data_root": _k(str, "dataset root folder in its official layout (relative paths: from the repository)"),
+        "fold_folder": _k(str, "folder holding folds/<dataset>/split_<s>/fold_<f>/ (relative: from the repository)"),
+        "split": _k(int, "split index", minimum=0),
+        "fold": _k(int, "fold index", minimum=0),
+        "task": _k(str, "task of the study", choices=C.TASKS),
+        "cache_dir": _k(str, "on-disk cache of decoded images (null: decode into memory each run)", nullable=True),
+        "crop_size": _k(int, "training crop side before the ratio_scale_patch resize", minimum=8),
+        "up_scale_small_dim_to": _k(int, "upscale images whose smaller side is below this (null: never)",
+                                    nullable=True, minimum=8),
+        "ratio_scale_patch": _k(float, "resize factor applied after cropping (train) and to the whole image (eval)",
+                                minimum=0.05, maximum=4.0),
+        "padding_ratio": _k(float, "padding added on each side, as a fraction of the side", minimum=0.0, maximum=0.5),
+        "pad_eval": _k(bool, "pad evaluation images as training images are padded"),
+        "padding_mode": _k(str, "padding mode", choices=C.PADDING_MODES),
+        "scale_algo": _k(str, "resampling filter of the one-off image rescaling", choices=C.SCALE_ALGOS),
+        "hflip": _k(bool, "random horizontal flips (image and mask together)"),
+        "vflip": _k(bool, "random vertical flips (image and mask together)"),
+        # Active learning
+        "p_init_samples": _k(float, "percent of the train set pixel-labelled at round 0 (count per class = int(p*N/100/#classes))",
+                             minimum=0.0, maximum=100.0),
+        "p_samples": _k(float, "percent of the train set the oracle labels per round (count = int(p*N/100))",
+                        minimum=0.0, maximum=100.0),
+        "clustering": _k(str, "how Label_prop's oracle picks U' (class-balanced random)", choices=("Random",)),
+        "knn": _k(int, "Label_prop: unlabelled neighbours walked before giving up on a labelled one", minimum=1),
+        "knn_block_size": _k(int, "tile edge of the pairwise Jensen-Shannon computation: memory ~ 2*block^2*3*bins floats",
+                             minimum=1),
+        "protect_pl": _k(bool, "keep pseudo-labelled samples away from the oracle while enough others remain"),
+        "share_masks": _k(bool, "pseudo-masks shared across rounds of a run (required by Label_prop)"),
+        "use_dist_global_hist": _k(bool, "Label_prop distance on colour histograms (required by Label_prop)"),
+        "nbr_bins_histc": _k(int, "colour-histogram bins", minimum=2),
+        "min_histc": _k(float, "colour-histogram lower bound"),
+        "max_histc": _k(float, "colour-histogram upper bound"),
+        "sigma_histc": _k(float, "soft-histogram sharpness of the original (>= 1e3 means hard binning, which is used)",
+                          minimum=1e3),
+        "resize_h_to_opt_mask": _k(int, "height the similarity features are resized to", minimum=8),
+        "smooth_img": _k(bool, "Gaussian smoothing of the similarity features"),
+        "smooth_img_ksz": _k(int, "Gaussian kernel size", minimum=1),
+        "smooth_img_sigma": _k(float, "Gaussian sigma", minimum=0.0),
+        "enhance_color": _k(bool, "saturation boost before the histograms"),
+        "enhance_color_fact": _k(float, "saturation factor", minimum=0.0),
+        "mcdropout_t": _k(int, "MC_Dropout: stochastic passes per image (>= 1 for MC_Dropout)", minimum=0),
+        "mc_score": _k(str, "MC_Dropout score: per-pixel variance or BALD (mutual information)",
+                       choices=C.MC_SCORES),
+        # Loss
+        "loss": _k(str, "training loss", choices=("HybridLoss",)),
+        "segloss_l": _k(str, "segmentation loss on pixel-labelled samples (BCE with logits)",
+                        choices=("BinCrossEntropySegmLoss",)),
+        "segloss_pl": _k(str, "segmentation loss on pseudo-labelled samples (BCE with logits)",
+                         choices=("BinCrossEntropySegmLoss",)),
+        "scale_cl": _k(float, "weight of the classification term", minimum=0.0),
+        "scale_seg": _k(float, "weight of the pixel-labelled segmentation term", minimum=0.0),
+        "scale_seg_u": _k(float, "lambda: weight of the pseudo-labelled segmentation term", minimum=0.0),
+        "scale_seg_u_sch": _k(str, "schedule of lambda over epochs", choices=("ConstantWeight",)),
+        "weight_pseudo_loss": _k(bool, "multiply the pseudo-labelled term by 1/|P|"),
+        "seg_elbon": _k(bool, "extended log-barrier on the pseudo-labelled term (not supported: false)",
+                        choices=(False,)),
+        "seg_loss_normalisation": _k(str, "sample: (sum_L + lambda*sum_PL)/n_masked; group: mean_L + lambda*mean_PL",
+                                     choices=C.SEG_LOSS_NORMS),
+        # Training
+        "subtask": _k(str, "null: derived from al_type (WSL -> CLASSIFICATION, else Classification_Segmentation)",
+                      choices=C.SUBTASKS, nullable=True),
+        "freeze_classifier": _k(bool, "null: derived (false for WSL, true otherwise)", nullable=True),
+        "batch_size": _k(int, "training batch size", minimum=1),
+        "valid_batch_size": _k(int, "evaluation batch size (images of one size are batched together)", minimum=1),
+        "max_epochs": _k(int, "training epochs per cycle", minimum=1),
+        "seg_threshold": _k(float, "foreground threshold when none is estimated", minimum=0.0, maximum=1.0),
+        "estimate_seg_thres": _k(bool, "estimate the threshold (best mean IoU on validation) for final metrics"),
+        "estimate_pseg_thres": _k(bool, "estimate the threshold used to cut pseudo-masks"),
+        "path_pre_trained": _k(str, "stage-1 checkpoint (theta0); null: the WSL run of this dataset/split/fold/seed",
+                               nullable=True),
+        "pre_trained": _k(bool, "ImageNet weights for the backbone"),
+        "imagenet_weights_path": _k(str, "local file of torchvision's resnet18 ImageNet weights (null: torch cache)",
+                                    nullable=True),
+    },
+    "model": {
+        "name_model": _k(str, "network", choices=("hybrid_model",)),
+        "backbone": _k(str, "backbone", choices=("resnet18",)),
+        "num_classes": _k(int, "number of classes (checked against the fold's encoding)", minimum=1),
+        "modalities": _k(int, "WILDCAT maps per class", minimum=1),
+        "kmax": _k(float, "WILDCAT fraction of top activations", minimum=0.0, maximum=1.0),
+        "kmin": _k(float, "WILDCAT fraction of bottom activations", minimum=0.0, maximum=1.0),
+        "alpha": _k(float, "WILDCAT weight of the bottom activations", minimum=0.0),
+        "dropout": _k(float, "WILDCAT dropout on sorted activations", minimum=0.0, maximum=0.99),
+        "base_width": _k(int, "segmentation head base width", minimum=1),
+        "leak": _k(int, "segmentation head bridge width", minimum=1),
+        "full_res_width": _k(int, "width of the head's full-resolution branch (64 in the paper)", minimum=1),
+        "backbone_dropout": _k(float, "dropout on backbone outputs and head blocks (MC_Dropout)",
+                               minimum=0.0, maximum=0.99),
+    },
+    "optimizer": {
+        "name_optimizer": _k(str, "optimiser", choices=C.OPTIMISERS),
+        "lr": _k(float, "learning rate", minimum=0.0),
+        "momentum": _k(float, "SGD momentum", minimum=0.0),
+        "nesterov": _k(bool, "Nesterov momentum"),
+        "dampening": _k(float, "SGD dampening", minimum=0.0),
+        "weight_decay": _k(float, "weight decay", minimum=0.0),
+        "name_lr_scheduler": _k(str, "mystep: lr = max(lr*gamma^floor(epoch/step_size), min_lr)",
+                                choices=C.SCHEDULERS),
+        "step_size": _k(int, "mystep period in epochs", minimum=1),
+        "gamma": _k(float, "mystep decay", minimum=0.0),
+        "min_lr": _k(float, "mystep floor", minimum=0.0),
+    },
+}
+
+
+def _leaf_index() -> dict[str, list[str]]:
+    """Bare key name -> dotted paths that end with it (outside method_overrides)."""
+    index: dict[str, list[str]] = {}
+    for section, keys in SCHEMA.items():
+        for name in keys:
+            index.setdefault(name, []).append(f"{section}{SEPARATOR}{name}" if section else name)
+    return index
+
+
+LEAVES = _leaf_index()
+
+
+def key_spec(path: str) -> Key:
+    section, _, name = path.rpartition(SEPARATOR)
+    return SCHEMA[section][name]
+
+
+def resolve_key(name: str) -> str:
+    """Dotted path of a command-line or override key name; ConfigError if unknown or ambiguous."""
+    given = name
+    if name.startswith(OPTIMIZER_PREFIX):
+        name = "optimizer" + SEPARATOR + name[len(OPTIMIZER_PREFIX):]
+    if SEPARATOR in name:
+        section, _, leaf = name.rpartition(SEPARATOR)
+        if section in SCHEMA and leaf in SCHEMA[section]:
+            return name
+    elif name in LEAVES:
+        paths = LEAVES[name]
+        if len(paths) > 1:
+            raise ConfigError(f"key '{name}' is ambiguous: write one of {', '.join('--' + p for p in paths)}")
+        return paths[0]
+    raise ConfigError(f"unknown key '{given}': see 'python main.py --help' for the list of keys")
+
+
+def _describe(spec: Key) -> str:
+    if spec.choices is not None:
+        allowed = "one of " + ", ".join(str(c) for c in spec.choices)
+    else:
+        allowed = {bool: "true/false (or 1/0)", int: "an integer", float: "a number", str: "a string",
+                   list: "a list"}[spec.type]
+    if spec.minimum is not None or spec.maximum is not None:
+        lo = "-inf" if spec.minimum is None else f"{spec.minimum:g}"
+        hi = "inf" if spec.maximum is None else f"{spec.maximum:g}"
+        allowed += f" in [{lo}, {hi}]"
+    if spec.nullable:
+        allowed += ", or null"
+    return allowed
+
+
+def coerce(path: str, value: Any, from_text: bool) -> Any:
+    """Check (and for command-line text, convert) one value against its key's spec."""
+    spec = key_spec(path)
+
+    def bad() -> NoReturn:
+        raise ConfigError(f"bad value {value!r} for key '{path}': expected {_describe(spec)}")
+
+    is_choice = spec.choices is not None and value in spec.choices
+    if value is None or (from_text and isinstance(value, str) and value.lower() in ("null", "none")
+                         and not is_choice):
+        if spec.nullable:
+            return None
+        bad()
+    if spec.type is bool:
+        if isinstance(value, bool):
+            out: Any = value
+        elif from_text and isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+            out = value.lower() in ("true", "1")
+        else:
+            bad()
+    elif spec.type is int:
+        if isinstance(value, bool):
+            bad()
+        if isinstance(value, int):
+            out = value
+        elif from_text and isinstance(value, str):
+            try:
+                out = int(value)
+            except ValueError:
+                bad()
+        else:
+            bad()
+    elif spec.type is float:
+        if isinstance(value, bool):
+            bad()
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif from_text and isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                bad()
+        else:
+            bad()
+    elif spec.type is list:
+        if isinstance(value, list):
+            out = value
+        elif from_text and isinstance(value, str):
+            text = value.strip()
+            out = yaml.safe_load(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+            if not isinstance(out, list):
+                bad()
+        else:
+            bad()
+    else:
+        if isinstance(value, str):
+            out = value
+        elif from_text:
+            out = str(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = str(value)  # e.g. cudaid: 0 in a hand-written YAML
+        else:
+            bad()
+    if spec.choices is not None and out not in spec.choices:
+        bad()
+    if isinstance(out, float) and math.isnan(out):
+        bad()
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        if (spec.minimum is not None and out < spec.minimum) or (spec.maximum is not None and out > spec.maximum):
+            bad()
+    return out
+
+
+class Config(Mapping):
+    """Immutable, attribute-access view of a resolved configuration (sections are Configs too)."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        object.__setattr__(self, "_data", {k: Config(v) if isinstance(v, Mapping) else v
+                                           for k, v in data.items()})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("Config is immutable; derive a new one with .replace(...)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v.to_dict() if isinstance(v, Config) else v for k, v in self._data.items()}
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level or dotted keys changed (each value checked against the schema)."""
+        data = self.to_dict()
+        for name, value in changes.items():
+            path = resolve_key(name.replace("__", SEPARATOR))
+            _set_path(data, path, coerce(path, value, from_text=False))
+        return Config(data)
+
+    def __repr__(self) -> str:
+        return f"Config({self.to_dict()!r})"
+
+
+def _set_path(data: dict, path: str, value: Any) -> None:
+    section, _, name = path.rpartition(SEPARATOR)
+    (data[section] if section else data)[name] = value
+
+
+def _get_path(data: Mapping, path: str) -> Any:
+    section, _, name = path.rpartition(SEPARATOR)
+    return (data[section] if section else data)[name]
+
+
+def yaml_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """config_yaml/<name> (with or without .yaml), or an explicit path to a YAML file."""
+    candidate = Path(name)
+    alias = C.DATASET_ALIASES.get(candidate.stem)
+    if alias is not None and candidate.parent == Path("."):
+        candidate = Path(alias)
+    if candidate.suffix not in (".yaml", ".yml"):
+        candidate = candidate.with_suffix(".yaml")
+    if candidate.parent == Path(".") and not candidate.exists():
+        candidate = config_dir / candidate.name
+    if not candidate.is_file():
+        available = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml")))
+        raise ConfigError(f"config file '{name}' not found: pass --yaml with one of: {available}")
+    return candidate
+
+
+def _check_file(raw: Any, source: Path) -> dict[str, Any]:
+    """Validate a YAML file's content: exactly the schema's keys, each of the right type."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys; regenerate it with 'python yaml-gen.py'")
+    data: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        block = raw if not section else raw.get(section)
+        if not isinstance(block, dict):
+            raise ConfigError(f"{source}: section '{section}' is missing; regenerate it with 'python yaml-gen.py'")
+        out = data if not section else data.setdefault(section, {})
+        for name in keys:
+            path = f"{section}{SEPARATOR}{name}" if section else name
+            if name not in block:
+                raise ConfigError(f"{source}: key '{path}' is missing; regenerate it with 'python yaml-gen.py'")
+            out[name] = coerce(path, block[name], from_text=False)
+        extra = set(block) - set(keys) - (set(SCHEMA) | {OVERRIDES_SECTION} if not section else set())
+        if extra:
+            raise ConfigError(f"{source}: unknown key '{sorted(extra)[0]}'{' in ' + section if section else ''}; "
+                              "remove it or regenerate the file with 'python yaml-gen.py'")
+    overrides = raw.get(OVERRIDES_SECTION) or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: '{OVERRIDES_SECTION}' must map a method name to {{key: value}}")
+    data[OVERRIDES_SECTION] = {}
+    for method, changes in overrides.items():
+        if method not in C.METHODS:
+            raise ConfigError(f"{source}: {OVERRIDES_SECTION} names unknown method '{method}'; "
+                              f"use one of {', '.join(C.METHODS)}")
+        if not isinstance(changes, dict):
+            raise ConfigError(f"{source}: {OVERRIDES_SECTION}.{method} must be a mapping of key: value")
+        data[OVERRIDES_SECTION][method] = {name: coerce(resolve_key(name), v, from_text=False)
+                                           for name, v in changes.items()}
+    return data
+
+
+def split_command_line(argv: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+    """(--yaml value, {key: raw text}) from `--key value` / `--key=value` tokens."""
+    yaml_name: str | None = None
+    pairs: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument '{token}': write options as --key value")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(argv) or (argv[i + 1].startswith("--") and not _is_number(argv[i + 1])):
+                raise ConfigError(f"option '--{name}' has no value: write --{name} VALUE")
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if name == "yaml":
+            yaml_name = value
+        else:
+            if name in pairs:
+                pairs.pop(name)  # the last occurrence wins, as with argparse
+            pairs[name] = value
+    return yaml_name, pairs
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _derive_and_check(data: dict[str, Any]) -> None:
+    """Keys derived from the method, and rules that involve several keys."""
+    method = data["al_type"]
+    subtask = C.CLASSIFICATION if method == C.WSL else C.CL_SEG
+    if data["subtask"] not in (None, subtask):
+        raise ConfigError(f"subtask '{data['subtask']}' does not fit al_type {method}: use --subtask {subtask} "
+                          "or leave it null")
+    data["subtask"] = subtask
+    freeze = method != C.WSL
+    if data["freeze_classifier"] not in (None, freeze):
+        raise ConfigError(f"freeze_classifier {data['freeze_classifier']} does not fit al_type {method} "
+                          f"(stage 1 trains the classifier, stage 2 freezes it): use --freeze_classifier {freeze} "
+                          "or leave it null")
+    data["freeze_classifier"] = freeze
+    if method == C.WSL and data["estimate_seg_thres"]:
+        raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
+    if method == C.LABEL_PROP and not (data["share_masks"] and data["use_dist_global_hist"]):
+        raise ConfigError(f"Label_prop needs share_masks true and use_dist_global_hist true (got "
+                          f"{data['share_masks']} and {data['use_dist_global_hist']}): set both to true")
+    if data["al_it"] >= data["max_al_its"]:
+        raise ConfigError(f"al_it {data['al_it']} is past the study's last round {data['max_al_its'] - 1}: "
+                          "lower --al_it or raise --max_al_its")
+    end = data["al_it_end"]
+    if end is not None and not data["al_it"] <= end < data["max_al_its"]:
+        raise ConfigError(f"al_it_end {end} must lie in [al_it={data['al_it']}, max_al_its-1="
+                          f"{data['max_al_its'] - 1}]")
+    if method in C.SINGLE_ROUND_METHODS and (data["al_it"] != 0 or end not in (None, 0)):
+        raise ConfigError(f"{method} has a single round, got al_it {data['al_it']} and al_it_end {end}: "
+                          "use --al_it 0 and no al_it_end")
+    if method == C.MC_DROPOUT and data["mcdropout_t"] < 1:
+        raise ConfigError(f"MC_Dropout needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
+                          "pass --mcdropout_t 50")
+    if data["min_histc"] >= data["max_histc"]:
+        raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
+    if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
+        raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
+
+
+def _safe_name(text: str) -> bool:
+    return bool(text) and all(ch.isalnum() or ch in "._-" for ch in text) and not text.startswith(".")
+
+
+def parse_config(argv: Sequence[str] | None = None, config_dir: Path = CONFIG_DIR) -> Config:
+    """Resolve a configuration from `--yaml NAME` and `--key value` overrides (ConfigError on any problem)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    yaml_name, pairs = split_command_line(argv)
+    if yaml_name is None:
+        raise ConfigError("no configuration given: pass --yaml <dataset>.yaml (files in config_yaml/)")
+    source = yaml_path(yaml_name, config_dir)
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML ({str(exc).splitlines()[0]}): fix or regenerate it") from None
+    data = _check_file(raw, source)
+    overrides = data.pop(OVERRIDES_SECTION)
+
+    ignored = sorted(name for name in pairs if name in IGNORED_ORIGINAL_KEYS)
+    if ignored:
+        print(f"note: ignoring options of the original that have no effect here: {', '.join(ignored)}",
+              file=sys.stderr)
+    if "dataset" in pairs:
+        pairs["dataset"] = C.DATASET_ALIASES.get(pairs["dataset"], pairs["dataset"])
+    cli = {resolve_key(name): coerce(resolve_key(name), value, from_text=True) for name, value in pairs.items()
+           if name not in IGNORED_ORIGINAL_KEYS}
+    method = cli.get("al_type", data["al_type"])
+    for name, value in overrides.get(method, {}).items():
+        _set_path(data, resolve_key(name), value)
+    for path, value in cli.items():
+        _set_path(data, path, value)
+    data[OVERRIDES_SECTION] = overrides
+    _derive_and_check(data)
+    data["yaml"] = source.name
+    return Config(data)
+
+
+def summary(cfg: Config) -> str:
+    """A few lines naming what a run does, printed at start."""
+    m, o = cfg.model, cfg.optimizer
+    return (f"{cfg.al_type} on {cfg.dataset} (split {cfg.split}, fold {cfg.fold}) seed {cfg.MYSEED}, "
+            f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n"
+            f"  data {cfg.data_root} | crop {cfg.crop_size} x{cfg.ratio_scale_patch} | batch {cfg.batch_size} | "
+            f"epochs {cfg.max_epochs} | {o.name_optimizer} lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/"
+            f"{o.gamma:g})\n"
+            f"  model {m.backbone} bw {m.base_width} leak {m.leak} dropout {m.backbone_dropout:g} | "
+            f"lambda {cfg.scale_seg_u:g} knn {cfg.knn} | device {cfg.device} | deterministic {cfg.deterministic}")
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       ignore: Sequence[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between two resolved configurations."""
+    out = []
+    for section, keys in SCHEMA.items():
+        for name in keys:
+            path = f"{section}{SEPARATOR}{name}" if section else name
+            if path in ignore:
+                continue
+            try:
+                a, b = _get_path(saved, path), _get_path(current, path)
+            except KeyError:
+                out.append(path)
+                continue
+            if a != b:
+                out.append(path)
+    return out
+
+
+def resolve_path(path: str) -> Path:
+    """Relative paths in a configuration are taken from the repository root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def help_text() -> str:
+    lines = ["usage: python main.py --yaml <dataset>.yaml [--key value ...]", "",
+             "keys (section keys also as --section.key):"]
+    for section, keys in SCHEMA.items():
+        if section:
+            lines.append(f"[{section}]")
+        for name, spec in keys.items():
+            lines.append(f"  --{name:<24} {spec.doc} ({_describe(spec)})")
+    return "\n".join(lines)
+
+
+@contextmanager
+def exit_on_error(*expected: type[BaseException]) -> Iterator[None]:
+    """Turn the user-facing errors of an entry point into one line on stderr and exit code 2.
+
+    Only the error classes named (plus ConfigError) are caught, so programming errors keep
+    their traceback.
+    """
+    try:
+        yield
+    except (ConfigError, *expected) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,462 @@
+"""Active-learning curves and AUC table of every run of one dataset.
+
+    python plot_active_learning_curves.py --dataset glas
+    python plot_active_learning_curves.py --dataset synthetic --exp_root /tmp/exps --out paper/
+
+Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
+or in the folders given with --runs, and grouped by method (al_type) and seed (MYSEED). Only
+finished rounds count (`round_<rrr>/state.json`; `round_<rrr>.partial/` is ignored), and of a
+method only the rounds that every one of its seeds has finished. Writes into --out:
+`<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop), `<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+import numpy as np
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+import constants as C
+from al.state import RunFolder, RunStateError
+from parseit import REPO_ROOT, exit_on_error
+
+CONFIG_FILE = "config.yaml"
+# Folders of a fold that hold no run (the stage-1 checkpoints and Label_prop's kNN cache).
+NOT_RUNS = ("theta0", "knn_cache")
+# More run folders than this get a progress bar.
+PROGRESS_MIN_RUNS = 20
+MAX_TICKS = 12
+# Outputs are shared results: readable by everyone (mkstemp alone would make them private).
+OUTPUT_MODE = 0o644
+
+
+class NoRunsError(FileNotFoundError):
+    """No finished run of the dataset where the script looked."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors become one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}: see 'python plot_active_learning_curves.py --help'", file=sys.stderr)
+        sys.exit(2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Maths
+# ------------------------------------------------------------------------------------------------
+def auc(values: Sequence[float]) -> float:
+    """Normalised trapezoid over rounds 0..n-1 (unit spacing): the mean height of the curve, in %.
+
+    A single value (WSL, Full_sup) is its own AUC, as in the original.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("auc() needs at least one value")
+    if v.size == 1:
+        return float(v[0])
+    return float(np.sum((v[1:] + v[:-1]) / 2) / (100 * (v.size - 1)) * 100)
+
+
+class Stat(NamedTuple):
+    mean: float
+    std: float
+    n: int
+
+
+def mean_std(values: Iterable[float | None]) -> Stat:
+    """Mean, population std (ddof 0, as the paper's tables) and count of the values that are not None."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return Stat(math.nan, math.nan, 0)
+    return Stat(float(v.mean()), float(v.std(ddof=0)), int(v.size))
+
+
+# ------------------------------------------------------------------------------------------------
+# Aggregation (no files)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """The finished rounds 0..k-1 of one method and seed, in order."""
+
+    method: str
+    seed: int
+    folder: Path
+    states: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class RoundRow:
+    """One round of one method, over the seeds."""
+
+    round: int
+    n_labelled: Stat
+    percent: Stat
+    test_dice: Stat
+    valid_dice: Stat
+    test_acc: Stat
+    pseudo_dice: Stat
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    method: str
+    seeds: tuple[int, ...]
+    rows: tuple[RoundRow, ...]
+    seed_aucs: tuple[float, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def auc(self) -> Stat:
+        return mean_std(self.seed_aucs)
+
+    @property
+    def single_round(self) -> bool:
+        return self.method in C.SINGLE_ROUND_METHODS
+
+    @property
+    def has_pseudo(self) -> bool:
+        return any(row.pseudo_dice.n for row in self.rows)
+
+
+def _metric(state: Mapping[str, Any], subset: str, key: str) -> float | None:
+    value = (state.get("metrics", {}).get(subset) or {}).get(key)
+    return None if value is None else float(value)
+
+
+def group_runs(runs: Iterable[Run]) -> dict[str, dict[int, Run]]:
+    """{method: {seed: run}}; two runs of one method and seed are ambiguous and rejected."""
+    groups: dict[str, dict[int, Run]] = defaultdict(dict)
+    for run in runs:
+        other = groups[run.method].get(run.seed)
+        if other is not None:
+            raise RunStateError(f"two runs of {run.method} seed {run.seed}: {other.folder} and {run.folder}; "
+                                "choose one with --runs or --debug_subfolder")
+        groups[run.method][run.seed] = run
+    return groups
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """The project's method order, then any other name alphabetically."""
+    names = set(methods)
+    return [m for m in C.METHODS if m in names] + sorted(names - set(C.METHODS))
+
+
+def summarise_method(method: str, runs: Mapping[int, Run]) -> MethodSummary | None:
+    """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one."""
+    notes = [f"{method} seed {s} has no finished round: left out" for s, r in sorted(runs.items()) if not r.states]
+    kept = {s: r for s, r in sorted(runs.items()) if r.states}
+    if not kept:
+        return None
+    lengths = {s: len(r.states) for s, r in kept.items()}
+    n = min(lengths.values())
+    if len(set(lengths.values())) > 1:
+        notes.append(f"{method}: seeds finished {min(lengths.values())} to {max(lengths.values())} rounds "
+                     f"({', '.join(f'seed {s}: {k}' for s, k in lengths.items())}); only the {n} rounds every "
+                     "seed finished count")
+    rows = []
+    for r in range(n):
+        states = [run.states[r] for run in kept.values()]
+        rows.append(RoundRow(
+            round=r,
+            n_labelled=mean_std(float(s["n_labelled"]) for s in states),
+            percent=mean_std(float(s["percent_labelled"]) for s in states),
+            test_dice=mean_std(_metric(s, "test", "dice_idx") for s in states),
+            valid_dice=mean_std(_metric(s, "valid", "dice_idx") for s in states),
+            test_acc=mean_std(_metric(s, "test", "acc") for s in states),
+            pseudo_dice=mean_std(_metric(s, "pseudo", "dice_idx") for s in states)))
+    seed_aucs = tuple(auc([_metric(run.states[r], "test", "dice_idx") for r in range(n)]) for run in kept.values())
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes))
+
+
+def summarise(runs: Iterable[Run]) -> list[MethodSummary]:
+    """One summary per method, in the project's method order."""
+    groups = group_runs(runs)
+    out = [summarise_method(m, groups[m]) for m in method_order(groups)]
+    return [s for s in out if s is not None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables
+# ------------------------------------------------------------------------------------------------
+def _fmt(x: float, digits: int = 2) -> str:
+    return "" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _seed_count(summaries: Sequence[MethodSummary]) -> str:
+    counts = sorted({len(s.seeds) for s in summaries})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def auc_markdown(summaries: Sequence[MethodSummary], dataset: str) -> str:
+    lines = [f"AUC of test Dice (%) on {dataset}: mean ± std (ddof 0) over seeds", "",
+             "| method | AUC | seeds | rounds |", "|---|---|---|---|"]
+    for s in summaries:
+        a = s.auc
+        lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {len(s.rows)} |")
+    notes = [note for s in summaries for note in s.notes]
+    if notes:
+        lines += ["", *(f"Note: {note}." for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def auc_csv(summaries: Sequence[MethodSummary]) -> str:
+    return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs"],
+                     ([s.method, _fmt(s.auc.mean, 4), _fmt(s.auc.std, 4), len(s.seeds), len(s.rows),
+                       " ".join(f"{a:.4f}" for a in s.seed_aucs)] for s in summaries))
+
+
+def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
+    header = ["method", "round", "n_labelled", "percent_labelled", "test_dice_mean", "test_dice_std",
+              "valid_dice_mean", "valid_dice_std", "test_acc_mean", "test_acc_std", "pseudo_dice_mean",
+              "pseudo_dice_std", "n_seeds"]
+    rows = ([s.method, row.round, _fmt(row.n_labelled.mean, 1), _fmt(row.percent.mean), _fmt(row.test_dice.mean, 4),
+             _fmt(row.test_dice.std, 4), _fmt(row.valid_dice.mean, 4), _fmt(row.valid_dice.std, 4),
+             _fmt(row.test_acc.mean, 4), _fmt(row.test_acc.std, 4), _fmt(row.pseudo_dice.mean, 4),
+             _fmt(row.pseudo_dice.std, 4), row.test_dice.n]
+            for s in summaries for row in s.rows)
+    return _csv_text(header, rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures
+# ------------------------------------------------------------------------------------------------
+def _percent_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
+    """Ticks at the rounds' mean % labelled, labelled rounded, thinned to a readable number."""
+    longest = max((s for s in summaries if not s.single_round), key=lambda s: len(s.rows), default=None)
+    if longest is None:
+        ax.set_xlim(0, 100)
+        return
+    xs = [row.percent.mean for row in longest.rows]
+    step = max(1, math.ceil(len(xs) / MAX_TICKS))
+    ax.set_xticks(xs[::step])
+    ax.set_xticklabels([f"{round(x)}" for x in xs[::step]])
+
+
+def colours(summaries: Sequence[MethodSummary]) -> dict[str, str]:
+    """One colour per method, the same in every figure of a dataset."""
+    return {s.method: f"C{i % 10}" for i, s in enumerate(summaries)}
+
+
+def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str) -> None:
+    pairs = [(row.percent.mean, getattr(row, stat)) for row in summary.rows if getattr(row, stat).n]
+    x = np.array([p[0] for p in pairs])
+    mean = np.array([p[1].mean for p in pairs])
+    std = np.array([p[1].std for p in pairs])
+    ax.plot(x, mean, marker="o", markersize=3, linewidth=1.5, label=label, color=colour)
+    ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+
+
+def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
+    """Test Dice against % labelled: a band per AL method, flat lines for WSL and Full_sup."""
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colour = colours(summaries)
+    for s in summaries:
+        a = s.auc
+        label = f"{s.method} (AUC {a.mean:.2f} ± {a.std:.2f})"
+        if s.single_round:
+            row = s.rows[0].test_dice
+            ax.axhline(row.mean, linestyle="--", linewidth=1.5, label=label, color=colour[s.method])
+            ax.axhspan(row.mean - row.std, row.mean + row.std, color=colour[s.method], alpha=0.12, linewidth=0)
+        else:
+            _curve(ax, s, "test_dice", label, colour[s.method])
+    _percent_ticks(ax, summaries)
+    ax.set_xlabel("labelled training images (%)")
+    ax.set_ylabel("test Dice (%)")
+    ax.set_title(f"{dataset}: test Dice, mean ± std over {_seed_count(summaries)} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def pseudo_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
+    """Dice of the pseudo-masks against the true masks, per round (the paper's Fig. 6)."""
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colour = colours(summaries)
+    shown = [s for s in summaries if s.has_pseudo]
+    for s in shown:
+        _curve(ax, s, "pseudo_dice", s.method, colour[s.method])
+    _percent_ticks(ax, shown)
+    ax.set_xlabel("labelled training images (%)")
+    ax.set_ylabel("pseudo-mask Dice (%)")
+    ax.set_title(f"{dataset}: pseudo-mask Dice, mean ± std over {_seed_count(shown)} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """`write(temp_path)` then one rename: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, OUTPUT_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150))
+
+
+def save_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+# ------------------------------------------------------------------------------------------------
+def run_folders(roots: Iterable[Path]) -> list[Path]:
+    """Every folder holding a config.yaml under the roots; a run's own sub-folders are not walked."""
+    found = []
+    for root in roots:
+        for folder, subdirs, files in os.walk(root):
+            if CONFIG_FILE in files:
+                found.append(Path(folder))
+                subdirs.clear()
+            else:
+                subdirs[:] = sorted(d for d in subdirs if d not in NOT_RUNS and not d.startswith("."))
+    return sorted(set(found))
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_FILE
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise RunStateError(f"{path} is not valid YAML: delete the run folder or restore the file") from None
+    missing = [k for k in ("al_type", "MYSEED", "dataset", "split", "fold") if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise RunStateError(f"{path} lacks '{missing[0]}': it was not written by main.py; move it out of the way")
+    return cfg
+
+
+def load_run(folder: Path, cfg: Mapping[str, Any]) -> Run:
+    """The run's finished rounds 0..k-1 (a gap ends the run: later rounds are not comparable)."""
+    run = RunFolder(folder)
+    states = []
+    for r in run.done_rounds():
+        if r != len(states):
+            break
+        state = run.read_state(r)
+        if _metric(state, "test", "dice_idx") is None or not {"percent_labelled", "n_labelled"} <= set(state):
+            raise RunStateError(f"{run.round_dir(r)}/state.json lacks the test Dice, n_labelled or percent_labelled: "
+                                "it was not written by main.py; delete that round and run it again")
+        states.append(state)
+    return Run(method=str(cfg["al_type"]), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states))
+
+
+def matches(cfg: Mapping[str, Any], dataset: str, split: int, fold: int, debug_subfolder: str | None) -> bool:
+    return (cfg["dataset"] == dataset and int(cfg["split"]) == split and int(cfg["fold"]) == fold
+            and (debug_subfolder is None or (cfg.get("debug_subfolder") or "") == debug_subfolder))
+
+
+def load_runs(roots: Sequence[Path], dataset: str, split: int, fold: int,
+              debug_subfolder: str | None) -> list[Run]:
+    """Every run of the dataset/split/fold under the roots (NoRunsError, naming the roots, if none)."""
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        raise NoRunsError(f"{missing[0]} is not a folder: pass an existing --exp_root or --runs folder")
+    folders = run_folders(roots)
+    runs = []
+    for folder in tqdm(folders, desc="reading runs", disable=len(folders) < PROGRESS_MIN_RUNS):
+        cfg = read_config(folder)
+        if matches(cfg, dataset, split, fold, debug_subfolder):
+            runs.append(load_run(folder, cfg))
+    if not any(run.states for run in runs):
+        where = ", ".join(str(r) for r in roots)
+        raise NoRunsError(f"no finished run of {dataset} (split {split}, fold {fold}"
+                          f"{'' if debug_subfolder is None else f', debug_subfolder {debug_subfolder!r}'}) "
+                          f"under {where}: run main.py first or pass --exp_root / --runs")
+    return runs
+
+
+def write_outputs(summaries: Sequence[MethodSummary], dataset: str, out: Path) -> list[Path]:
+    """Figures and tables of one dataset; returns the paths written."""
+    written = []
+    fig = dice_figure(summaries, dataset)
+    for suffix in ("png", "pdf"):
+        save_figure(fig, out / f"{dataset}-dice-test.{suffix}")
+        written.append(out / f"{dataset}-dice-test.{suffix}")
+    if any(s.has_pseudo for s in summaries):
+        save_figure(pseudo_figure(summaries, dataset), out / f"{dataset}-pseudo-dice.png")
+        written.append(out / f"{dataset}-pseudo-dice.png")
+    for name, text in ((f"{dataset}-auc.md", auc_markdown(summaries, dataset)),
+                       (f"{dataset}-auc.csv", auc_csv(summaries)),
+                       (f"{dataset}-rounds.csv", rounds_csv(summaries))):
+        save_text(out / name, text)
+        written.append(out / name)
+    return written
+
+
+def resolve(path: Path) -> Path:
+    """Relative paths are taken from the repository root, as main.py takes exp_root."""
+    path = path.expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="dataset name of the runs (config.yaml 'dataset')")
+    parser.add_argument("--exp_root", type=Path, default=Path("exps"),
+                        help="folder searched for run folders (relative: from the repository root; default exps)")
+    parser.add_argument("--debug_subfolder", default=None,
+                        help="only runs with this debug_subfolder ('' for none; default: any)")
+    parser.add_argument("--split", type=int, default=0, help="split of the runs (default 0)")
+    parser.add_argument("--fold", type=int, default=0, help="fold of the runs (default 0)")
+    parser.add_argument("--runs", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="run folders, or folders holding them, read instead of searching --exp_root")
+    parser.add_argument("--out", type=Path, default=Path("paper"),
+                        help="output folder (relative: from the repository root; default paper)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    with exit_on_error(NoRunsError, RunStateError, OSError):
+        roots = [resolve(p) for p in args.runs] if args.runs else [resolve(args.exp_root)]
+        summaries = summarise(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder))
+        out = resolve(args.out)
+        written = write_outputs(summaries, args.dataset, out)
+    print(f"figures and tables of {args.dataset} written to {out}:")
+    for path in written:
+        print(f"  {path.name}")
+    print()
+    print(auc_markdown(summaries, args.dataset), end="")
+
+
+if __name__ == "__main__":
+    main()

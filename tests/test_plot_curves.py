@@ -1,0 +1,174 @@
+"""Curves and AUC table from run folders written by hand with known Dice values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import plot_active_learning_curves as plot
+from al.state import RunStateError
+
+REPO = Path(__file__).resolve().parents[1]
+N_TRAIN = 50
+# method -> seed -> per-round test Dice (%)
+TEST_DICE = {
+    "WSL": {0: [40.0], 1: [42.0]},
+    "Random": {0: [60.0, 70.0, 80.0], 1: [62.0, 74.0, 80.0]},
+    "Label_prop": {0: [65.0, 75.0, 85.0], 1: [67.0, 77.0, 87.0, 90.0]},
+    "Full_sup": {0: [90.0], 1: [88.0]},
+}
+# Label_prop's pseudo-mask Dice per round (None: no pair that round).
+PSEUDO_DICE = {0: [None, 70.0, 80.0], 1: [None, 72.0, 84.0, 86.0]}
+OUTPUTS = ("synthetic-dice-test.png", "synthetic-dice-test.pdf", "synthetic-pseudo-dice.png", "synthetic-auc.md",
+           "synthetic-auc.csv", "synthetic-rounds.csv")
+
+
+def state(method: str, seed: int, r: int, dice: float, pseudo: float | None = None, single: bool = False) -> dict:
+    n_labelled = 0 if method == "WSL" else N_TRAIN if single else 5 + 5 * r
+    metrics = {"valid": {"dice_idx": dice - 1, "miou": 50.0, "acc": 90.0, "n": 10},
+               "test": {"dice_idx": dice, "miou": 50.0, "acc": 80.0 + seed, "n": 20},
+               "train_labelled": {"dice_idx": 95.0, "miou": 90.0, "acc": 100.0, "n": n_labelled}}
+    if method == "Label_prop":
+        metrics["pseudo"] = {"dice_idx": pseudo, "n": 0 if pseudo is None else 7}
+    return {"round": r, "method": method, "seed": seed, "dataset": "synthetic", "n_train": N_TRAIN,
+            "labelled": [], "n_labelled": n_labelled, "percent_labelled": 100 * n_labelled / N_TRAIN,
+            "selected": [], "pseudo_pairs": {}, "exhausted": single, "threshold": 0.5, "best": {},
+            "metrics": metrics, "timings": {"train": 1.0}}
+
+
+def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], dataset: str = "synthetic") -> Path:
+    folder = fold_dir / f"{method}-seed_{seed}"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"al_type": method, "MYSEED": seed, "dataset": dataset,
+                                                        "split": 0, "fold": 0, "debug_subfolder": ""}))
+    for r, dice in enumerate(dices):
+        pseudo = PSEUDO_DICE[seed][r] if method == "Label_prop" else None
+        (folder / f"round_{r:03d}").mkdir()
+        (folder / f"round_{r:03d}" / "state.json").write_text(
+            json.dumps(state(method, seed, r, dice, pseudo, single=method in ("WSL", "Full_sup"))))
+    return folder
+
+
+@pytest.fixture()
+def exp_root(tmp_path: Path) -> Path:
+    """Two seeds of WSL, Random, Label_prop (seed 1 one round ahead) and Full_sup, plus folders to skip."""
+    root = tmp_path / "exps"
+    fold_dir = root / "synthetic" / "split_0-fold_0"
+    for method, seeds in TEST_DICE.items():
+        for seed, dices in seeds.items():
+            write_run(fold_dir, method, seed, dices)
+    # An unfinished round: a state.json inside round_003.partial must not count.
+    partial = fold_dir / "Random-seed_0" / "round_003.partial"
+    partial.mkdir()
+    (partial / "state.json").write_text(json.dumps(state("Random", 0, 3, 0.0)))
+    (fold_dir / "theta0").mkdir()
+    (fold_dir / "theta0" / "seed_0.pt").write_bytes(b"not a run")
+    (fold_dir / "knn_cache").mkdir()
+    write_run(root / "glas" / "split_0-fold_0", "Random", 0, [10.0, 20.0], dataset="glas")
+    return root
+
+
+def by_method(summaries: list[plot.MethodSummary]) -> dict[str, plot.MethodSummary]:
+    return {s.method: s for s in summaries}
+
+
+def test_auc_is_the_normalised_trapezoid() -> None:
+    assert plot.auc([60, 70, 80]) == pytest.approx(70.0)  # (65 + 75) / (100 * 2) * 100
+    assert plot.auc([62, 74, 80]) == pytest.approx(72.5)
+    assert plot.auc([0, 100]) == pytest.approx(50.0)
+    assert plot.auc([55.5]) == 55.5
+    with pytest.raises(ValueError):
+        plot.auc([])
+
+
+def test_mean_std_is_population_std_and_skips_missing() -> None:
+    stat = plot.mean_std([70.0, None, 72.5])
+    assert (stat.mean, stat.std, stat.n) == (pytest.approx(71.25), pytest.approx(1.25), 2)
+    assert plot.mean_std([None]).n == 0
+
+
+def test_summary_over_seeds(exp_root: Path) -> None:
+    runs = plot.load_runs([exp_root], "synthetic", 0, 0, None)
+    summaries = plot.summarise(runs)
+    assert [s.method for s in summaries] == ["WSL", "Random", "Label_prop", "Full_sup"]
+    s = by_method(summaries)
+
+    random = s["Random"]
+    assert len(random.rows) == 3  # round_003.partial is ignored
+    assert random.seed_aucs == (pytest.approx(70.0), pytest.approx(72.5))
+    assert (random.auc.mean, random.auc.std) == (pytest.approx(71.25), pytest.approx(1.25))
+    row1 = random.rows[1]
+    assert (row1.test_dice.mean, row1.test_dice.std, row1.test_dice.n) == (pytest.approx(72.0), pytest.approx(2.0), 2)
+    assert row1.n_labelled.mean == 10 and row1.percent.mean == pytest.approx(20.0)
+    assert row1.test_acc.mean == pytest.approx(80.5)
+    assert not random.notes
+
+    label_prop = s["Label_prop"]
+    assert len(label_prop.rows) == 3  # seed 1's fourth round is not shared by seed 0
+    assert any("only the 3 rounds" in note for note in label_prop.notes)
+    assert label_prop.seed_aucs == (pytest.approx(75.0), pytest.approx(77.0))
+    assert label_prop.rows[0].pseudo_dice.n == 0
+    assert label_prop.rows[2].pseudo_dice.mean == pytest.approx(82.0)
+
+    assert (s["WSL"].auc.mean, s["WSL"].auc.std) == (pytest.approx(41.0), pytest.approx(1.0))
+    assert (s["Full_sup"].auc.mean, s["Full_sup"].auc.std) == (pytest.approx(89.0), pytest.approx(1.0))
+
+
+def test_runs_of_one_method_and_seed_twice_are_rejected(tmp_path: Path) -> None:
+    runs = [plot.Run("Random", 0, tmp_path / "a", ()), plot.Run("Random", 0, tmp_path / "b", ())]
+    with pytest.raises(RunStateError, match="two runs of Random seed 0"):
+        plot.group_runs(runs)
+
+
+def test_a_seed_without_finished_round_is_left_out_with_a_note(tmp_path: Path) -> None:
+    done = plot.Run("Entropy", 0, tmp_path, tuple(state("Entropy", 0, r, d) for r, d in enumerate([50.0, 60.0])))
+    summary = plot.summarise([done, plot.Run("Entropy", 1, tmp_path, ())])[0]
+    assert summary.seeds == (0,) and summary.auc.mean == pytest.approx(55.0)
+    assert any("seed 1 has no finished round" in note for note in summary.notes)
+
+
+def test_outputs_are_written(exp_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    summaries = plot.summarise(plot.load_runs([exp_root], "synthetic", 0, 0, None))
+    written = plot.write_outputs(summaries, "synthetic", out)
+    assert sorted(p.name for p in written) == sorted(OUTPUTS)
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    table = (out / "synthetic-auc.md").read_text()
+    assert "| Random | 71.25 ± 1.25 | 2 | 3 |" in table and "Note: Label_prop" in table
+    rows = (out / "synthetic-rounds.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1 + 3 + 3 + 1
+    assert rows[0].startswith("method,round,n_labelled,percent_labelled,test_dice_mean,test_dice_std")
+    assert any(row.startswith("Random,1,10.0,20.00,72.0000,2.0000,71.0000,2.0000,80.5000,0.5000,,,2")
+               for row in rows)
+    auc_rows = (out / "synthetic-auc.csv").read_text().splitlines()
+    assert auc_rows[2].startswith("Random,71.2500,1.2500,2,3")
+
+
+def test_cli_writes_figures_and_prints_the_table(exp_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figs"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(exp_root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert "| Label_prop | 76.00 ± 1.00 | 2 | 3 |" in result.stdout
+    assert str(out) in result.stdout
+
+
+def test_cli_without_runs_exits_2_naming_where_it_looked(exp_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "cub",
+                             "--exp_root", str(exp_root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "no finished run of cub" in result.stderr
+    assert str(exp_root) in result.stderr
+    assert not out.exists()

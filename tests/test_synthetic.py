@@ -1,0 +1,100 @@
+"""The synthetic set: deterministic, atomic, skipped when present, and a sensible task."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from constants import SYNTHETIC
+from data.readers import read_listing
+from data.records import DataError
+from data.synthetic import SETTINGS_FILE, generate_synthetic
+
+SMALL = {"n_per_class": 4, "image_size": 48}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_arguments_give_identical_bytes_other_seed_other_images(tmp_path: Path) -> None:
+    first = _files(generate_synthetic(tmp_path / "a", seed=5, **SMALL))
+    assert first == _files(generate_synthetic(tmp_path / "b", seed=5, **SMALL))
+    other = _files(generate_synthetic(tmp_path / "c", seed=6, **SMALL))
+    assert other["labels.csv"] == first["labels.csv"]
+    images = [name for name in first if name.startswith("images/")]
+    assert len(images) == 12
+    assert all(other[name] != first[name] for name in images)
+
+
+def test_layout_classes_and_masks(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "syn", num_classes=4, **SMALL)
+    listing = read_listing(SYNTHETIC, root)
+    assert listing.test is None
+    assert listing.classes == ["cross", "disc", "square", "triangle"]
+    assert Counter(r.label for r in listing.train) == {c: 4 for c in listing.classes}
+    for record in listing.train:
+        image = np.asarray(Image.open(root / record.image))
+        mask = np.asarray(Image.open(root / record.mask))
+        assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+        assert mask.shape == (48, 48) and set(np.unique(mask)) == {0, 255}
+        # The object lies inside the image (a margin all round).
+        assert not mask[[0, -1]].any() and not mask[:, [0, -1]].any()
+
+
+def test_objects_vary_within_a_class(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "syn", n_per_class=12, image_size=64, num_classes=2)
+    listing = read_listing(SYNTHETIC, root)
+    for name in listing.classes:
+        areas, centres, colours = [], [], []
+        for record in (r for r in listing.train if r.label == name):
+            mask = np.asarray(Image.open(root / record.mask)) > 0
+            image = np.asarray(Image.open(root / record.image)).astype(float)
+            areas.append(mask.sum())
+            centres.append(np.argwhere(mask).mean(axis=0))
+            colours.append(image[mask].mean(axis=0))
+        assert np.std(areas) > 0.2 * np.mean(areas)  # size varies
+        assert np.ptp(np.asarray(centres), axis=0).min() > 8  # position varies
+        assert np.ptp(np.asarray(colours), axis=0).max() > 100  # colour varies
+
+
+def test_complete_set_is_kept_other_arguments_replace_it(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "syn", seed=1, **SMALL)
+    image = root / "images" / "disc_0000.png"
+    before = image.stat().st_mtime_ns
+    generate_synthetic(root, seed=1, **SMALL)
+    assert image.stat().st_mtime_ns == before
+
+    generate_synthetic(root, seed=1, n_per_class=2, image_size=48)
+    assert yaml.safe_load((root / SETTINGS_FILE).read_text())["n_per_class"] == 2
+    assert len(list((root / "images").glob("*.png"))) == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["syn"]  # no staging folder left behind
+
+    # An incomplete set (a file lost) is regenerated.
+    image.unlink()
+    generate_synthetic(root, seed=1, n_per_class=2, image_size=48)
+    assert image.is_file()
+
+
+def test_refuses_a_folder_that_is_not_a_synthetic_set(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError) as excinfo:
+        generate_synthetic(tmp_path / "mine", **SMALL)
+    assert "mine" in str(excinfo.value)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(DataError):
+        generate_synthetic(tmp_path / "x", num_classes=9)
+
+
+def test_default_set_is_cheap(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    root = generate_synthetic(tmp_path / "syn")
+    assert time.perf_counter() - start < 5.0
+    assert len(read_listing(SYNTHETIC, root).train) == 120

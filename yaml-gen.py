@@ -1,0 +1,273 @@
+"""Write config_yaml/<dataset>.yaml: the paper's values (method-spec sections 2-4 and 6) per dataset.
+
+Every key carries a one-line comment taken from the schema in parseit.py. The committed files are
+exactly what this script writes (a test checks it), so edit the values here, not in the YAML.
+
+    python yaml-gen.py            # rewrite every file
+    python yaml-gen.py --check    # exit 1 if a committed file differs from what would be written
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import constants as C
+from parseit import CONFIG_DIR, OVERRIDES_SECTION, SCHEMA, atomic_write_text
+
+# The GlaS configuration of the paper is the base; other datasets change what differs.
+BASE: dict[str, Any] = {
+    "al_type": C.RANDOM,
+    "al_it": 0,
+    "al_it_end": None,
+    "max_al_its": 25,
+    "exp_id": None,
+    "exp_root": "exps",
+    "debug_subfolder": "",
+    "MYSEED": 0,
+    "cudaid": "0",
+    "device": "auto",
+    "deterministic": False,
+    "amp_bf16": False,
+    "channels_last": False,
+    "progress": True,
+    "dataset": C.GLAS,
+    "data_root": "datasets/Warwick QU Dataset (Released 2016_07_08)",
+    "fold_folder": "folds",
+    "split": 0,
+    "fold": 0,
+    "task": C.SEGMENTATION,
+    "cache_dir": None,
+    "crop_size": 416,
+    "up_scale_small_dim_to": 432,
+    "ratio_scale_patch": 0.9,
+    "padding_ratio": 0.01,
+    "pad_eval": True,
+    "padding_mode": "reflect",
+    "scale_algo": "LANCZOS",
+    "hflip": True,
+    "vflip": True,
+    # GlaS: 4 images per class at round 0 and 2 per round, out of 67 training images.
+    "p_init_samples": 800 / 67,
+    "p_samples": 200 / 67,
+    "clustering": "Random",
+    "knn": 40,
+    "knn_block_size": 256,
+    "protect_pl": True,
+    "share_masks": True,
+    "use_dist_global_hist": True,
+    "nbr_bins_histc": 256,
+    "min_histc": 0.0,
+    "max_histc": 1.0,
+    "sigma_histc": 1e5,
+    "resize_h_to_opt_mask": 128,
+    "smooth_img": True,
+    "smooth_img_ksz": 3,
+    "smooth_img_sigma": 0.9,
+    "enhance_color": True,
+    "enhance_color_fact": 3.0,
+    "mcdropout_t": 50,
+    "mc_score": C.MC_VARIANCE,
+    "loss": "HybridLoss",
+    "segloss_l": "BinCrossEntropySegmLoss",
+    "segloss_pl": "BinCrossEntropySegmLoss",
+    "scale_cl": 1.0,
+    "scale_seg": 1.0,
+    "scale_seg_u": 0.1,
+    "scale_seg_u_sch": "ConstantWeight",
+    "weight_pseudo_loss": False,
+    "seg_elbon": False,
+    "seg_loss_normalisation": C.NORM_SAMPLE,
+    "subtask": None,
+    "freeze_classifier": None,
+    "batch_size": 20,
+    "valid_batch_size": 20,
+    "max_epochs": 1000,
+    "seg_threshold": 0.5,
+    "estimate_seg_thres": True,
+    "estimate_pseg_thres": True,
+    "path_pre_trained": None,
+    "pre_trained": True,
+    "imagenet_weights_path": None,
+    "model": {
+        "name_model": "hybrid_model",
+        "backbone": "resnet18",
+        "num_classes": 2,
+        "modalities": 5,
+        "kmax": 0.1,
+        "kmin": 0.1,
+        "alpha": 0.6,
+        "dropout": 0.1,
+        "base_width": 24,
+        "leak": 64,
+        "full_res_width": 64,
+        "backbone_dropout": 0.0,
+    },
+    "optimizer": {
+        "name_optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": True,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "name_lr_scheduler": "mystep",
+        "step_size": 100,
+        "gamma": 0.9,
+        "min_lr": 1e-7,
+    },
+    OVERRIDES_SECTION: {
+        C.WSL: {"lr": 1e-4, "estimate_seg_thres": False, "estimate_pseg_thres": False},
+        C.MC_DROPOUT: {"backbone_dropout": 0.2},
+    },
+}
+
+# Per-dataset changes to BASE (nested dicts are merged).
+DATASETS: dict[str, dict[str, Any]] = {
+    C.GLAS: {},
+    C.CUB: {
+        "dataset": C.CUB,
+        "data_root": "datasets/Caltech-UCSD-Birds-200-2011",
+        "vflip": False,
+        # CUB: 1 image per class at round 0 and 200 per round, out of 4794 training images.
+        "p_init_samples": 20000 / 4794,
+        "p_samples": 20000 / 4794,
+        "max_al_its": 20,
+        "scale_seg_u": 0.001,
+        "batch_size": 8,
+        "valid_batch_size": 8,
+        "max_epochs": 30,
+        "model": {"num_classes": 200, "base_width": 12, "leak": 32},
+        "optimizer": {"step_size": 10, "gamma": 0.95},
+        OVERRIDES_SECTION: {
+            C.WSL: {"lr": 0.01, "max_epochs": 90, "gamma": 0.9, "estimate_seg_thres": False,
+                    "estimate_pseg_thres": False},
+        },
+    },
+    C.OXFORD_FLOWERS: {
+        "dataset": C.OXFORD_FLOWERS,
+        "data_root": "datasets/oxford-flowers-102",
+        "vflip": False,
+        # 2040 training images (20 per class): 1 per class at round 0 and 102 per round.
+        "p_init_samples": 5.0,
+        "p_samples": 5.0,
+        "max_al_its": 15,
+        "scale_seg_u": 0.001,
+        "batch_size": 8,
+        "valid_batch_size": 8,
+        "max_epochs": 30,
+        "model": {"num_classes": 102, "base_width": 12, "leak": 32},
+        "optimizer": {"step_size": 10, "gamma": 0.95},
+        OVERRIDES_SECTION: {
+            C.WSL: {"lr": 0.01, "max_epochs": 90, "gamma": 0.9, "estimate_seg_thres": False,
+                    "estimate_pseg_thres": False},
+        },
+    },
+    C.PH2: {
+        # GlaS settings on PH2 (../shared/data/ph2), as in the baseline measurements; 95 training
+        # images: 4 per class at round 0, 3 per round (1 per class). No ImageNet weights offline.
+        "dataset": C.PH2,
+        "data_root": "../shared/data/ph2",
+        "p_init_samples": 1200 / 95,
+        "p_samples": 300 / 95,
+        "max_al_its": 20,
+        "pre_trained": False,
+        "model": {"num_classes": 3},
+        OVERRIDES_SECTION: {
+            C.WSL: {"lr": 0.01, "estimate_seg_thres": False, "estimate_pseg_thres": False},
+        },
+    },
+    C.SYNTHETIC: {
+        # The embedded default: small images, tiny widths and few epochs, so that a whole study
+        # runs on two CPU cores in minutes. 75 training images: 2 per class at round 0, then 1.
+        "dataset": C.SYNTHETIC,
+        "data_root": "datasets/synthetic",
+        "deterministic": True,
+        "crop_size": 96,
+        "up_scale_small_dim_to": None,
+        "ratio_scale_patch": 1.0,
+        "padding_ratio": 0.05,
+        "p_init_samples": 8.0,
+        "p_samples": 4.0,
+        "max_al_its": 10,
+        "knn": 10,
+        "resize_h_to_opt_mask": 96,
+        "mcdropout_t": 10,
+        "batch_size": 16,
+        "valid_batch_size": 32,
+        "max_epochs": 30,
+        "pre_trained": False,
+        "model": {"num_classes": 3, "base_width": 4, "leak": 8, "full_res_width": 16},
+        "optimizer": {"step_size": 10, "gamma": 0.9},
+        OVERRIDES_SECTION: {
+            C.WSL: {"lr": 0.02, "max_epochs": 40, "estimate_seg_thres": False, "estimate_pseg_thres": False},
+        },
+    },
+}
+
+HEADER = ("# Generated by yaml-gen.py from the schema in parseit.py: edit yaml-gen.py, not this file.\n"
+          "# Any key can be overridden on the command line: --key value (section keys: --section.key).\n")
+
+
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
+def render(values: dict[str, Any]) -> str:
+    """YAML text with one comment per key, in schema order."""
+    lines = [HEADER.rstrip("\n")]
+    for section, keys in SCHEMA.items():
+        block = values if not section else values[section]
+        indent = "  " if section else ""
+        if section:
+            lines.append(f"{section}:")
+        for name, spec in keys.items():
+            lines.append(f"{indent}{name}: {_scalar(block[name])}  # {spec.doc}")
+    lines.append(f"{OVERRIDES_SECTION}:  # per-method values applied before command-line overrides")
+    for method, changes in values[OVERRIDES_SECTION].items():
+        lines.append(f"  {method}:")
+        for name, value in changes.items():
+            lines.append(f"    {name}: {_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dataset(name: str) -> str:
+    return render(merged(BASE, DATASETS[name]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=CONFIG_DIR, help="output folder (default: config_yaml/)")
+    parser.add_argument("--check", action="store_true", help="only compare with the files in --out")
+    args = parser.parse_args()
+    stale = []
+    for name in DATASETS:
+        path = args.out / f"{name}.yaml"
+        text = render_dataset(name)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+        else:
+            atomic_write_text(path, text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"out of date: {', '.join(map(str, stale))}; run: python yaml-gen.py", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
