@@ -319,8 +319,8 @@ def feature_settings(cfg: Config) -> FeatureSettings:
 
 def round_line(state: dict[str, Any]) -> str:
     test = state["metrics"]["test"]
-    parts = [f"round {state['round']} {state['method']} seed {state['seed']}: "
-             f"{state['n_labelled']} labelled ({state['percent_labelled']:.1f} %)",
+    parts = [(f"round {state['round']} {state['method']} seed {state['seed']}: "
+              f"{state['n_labelled']} labelled ({state['percent_labelled']:.1f} %)"),
              f"test Dice {test['dice_idx']:.2f}", f"acc {test['acc']:.2f}"]
     if state.get("threshold") is not None:
         parts.append(f"threshold {state['threshold']:.2f}")

@@ -310,9 +310,10 @@ def coerce(path: str, value: Any, from_text: bool) -> Any:
         bad()
     if isinstance(out, float) and math.isnan(out):
         bad()
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        if (spec.minimum is not None and out < spec.minimum) or (spec.maximum is not None and out > spec.maximum):
-            bad()
+    too_low = spec.minimum is not None and out < spec.minimum
+    too_high = spec.maximum is not None and out > spec.maximum
+    if isinstance(out, (int, float)) and not isinstance(out, bool) and (too_low or too_high):
+        bad()
     return out
 
 
@@ -399,7 +400,7 @@ def _check_file(raw: Any, source: Path) -> dict[str, Any]:
             out[name] = coerce(path, block[name], from_text=False)
         extra = set(block) - set(keys) - (set(SCHEMA) | {OVERRIDES_SECTION} if not section else set())
         if extra:
-            raise ConfigError(f"{source}: unknown key '{sorted(extra)[0]}'{' in ' + section if section else ''}; "
+            raise ConfigError(f"{source}: unknown key '{min(extra)}'{' in ' + section if section else ''}; "
                               "remove it or regenerate the file with 'python yaml-gen.py'")
     overrides = raw.get(OVERRIDES_SECTION) or {}
     if not isinstance(overrides, dict):

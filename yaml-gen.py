@@ -37,7 +37,7 @@ BASE: dict[str, Any] = {
     "channels_last": False,
     "progress": True,
     "dataset": C.GLAS,
-    "data_root": "datasets/Warwick QU Dataset (Released 2016_07_08)",
+    "data_root": "datasets/GlaS-2015/Warwick QU Dataset (Released 2016_07_08)",
     "fold_folder": "folds",
     "split": 0,
     "fold": 0,
@@ -150,7 +150,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     },
     C.OXFORD_FLOWERS: {
         "dataset": C.OXFORD_FLOWERS,
-        "data_root": "datasets/oxford-flowers-102",
+        "data_root": "datasets/Oxford-flowers-102",
         "vflip": False,
         # 2040 training images (20 per class): 1 per class at round 0 and 102 per round.
         "p_init_samples": 5.0,
@@ -197,14 +197,16 @@ DATASETS: dict[str, dict[str, Any]] = {
         "knn": 10,
         "resize_h_to_opt_mask": 96,
         "mcdropout_t": 10,
-        "batch_size": 16,
+        "batch_size": 8,
         "valid_batch_size": 32,
-        "max_epochs": 30,
+        "max_epochs": 20,
         "pre_trained": False,
         "model": {"num_classes": 3, "base_width": 4, "leak": 8, "full_res_width": 16},
         "optimizer": {"step_size": 10, "gamma": 0.9},
         OVERRIDES_SECTION: {
-            C.WSL: {"lr": 0.02, "max_epochs": 40, "estimate_seg_thres": False, "estimate_pseg_thres": False},
+            C.WSL: {"lr": 0.02, "max_epochs": 20, "batch_size": 16, "estimate_seg_thres": False,
+                    "estimate_pseg_thres": False},
+            C.FULL_SUP: {"max_epochs": 5},
         },
     },
 }

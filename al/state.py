@@ -100,7 +100,7 @@ class RunFolder:
 
     def lock(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / "lock", "a+")
+        handle = open(self.root / "lock", "a+")  # noqa: SIM115 (held open: the lock lives as long as it)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -121,7 +121,7 @@ class RunFolder:
             self._lock_handle.close()
             self._lock_handle = None
 
-    def __enter__(self) -> RunFolder:
+    def __enter__(self) -> RunFolder:  # noqa: PYI034 (Python 3.10 has no typing.Self)
         self.lock()
         return self
 

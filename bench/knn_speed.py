@@ -95,28 +95,25 @@ def fast_pairs(hists: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor
 def knn_rows(sizes: tuple[int, ...], device: torch.device, seed: int = 0, k: int = KNN_K) -> list[Row]:
     """One row per n: fast-path seconds, with the reference's seconds and the agreement where it ran."""
     set_deterministic(False)
+    fast_pairs(*synthetic_histograms(KNN_CLASSES * 4, seed), k, device)   # warm-up
     rows = []
-    warm = synthetic_histograms(KNN_CLASSES * 4, seed)
-    fast_pairs(*warm, k, device)
     for n in sizes:
         hists, labels, labelled = synthetic_histograms(n, seed)
         with measure(device) as measured:
             pairs, z = fast_pairs(hists, labels, labelled, k, device)
-        row = Row("knn", f"n={n}", "s", measured.seconds, note=f"{KNN_CLASSES} classes, "
-                  f"{labelled.sum().item()} labelled, k={k}, block {BLOCK_SIZE}; {len(pairs)} pairs").with_memory(
-                      measured)
-        row.extra = {"n": n, "pairs": len(pairs)}
+        row = Row("knn", f"n={n}", "s", measured.seconds, extra={"n": n, "pairs": len(pairs)},
+                  note=f"{KNN_CLASSES} classes, {int(labelled.sum())} labelled, k={k}, block {BLOCK_SIZE}; "
+                       f"{len(pairs)} pairs").with_memory(measured)
         need, budget = reference_bytes(n), available_bytes(device) // 2
         if need <= budget:
             with measure(device) as ref:
                 ref_pairs, ref_z = full_matrix_pairs(hists, labels, labelled, k, device)
             agree = ref_pairs == pairs
-            z_diff = max(float(((z[c] - ref_z[c]).abs() / ref_z[c]).max()) for c in ref_z)
+            peak = ref.device_peak_mb if device.type == "cuda" else ref.host_peak_mb
             row.reference, row.reference_value, row.ratio = "full matrix", ref.seconds, ref.seconds / measured.seconds
-            row.note += (f"; reference {'agrees' if agree else 'DISAGREES'} "
-                         f"(peak {_mb(ref.host_peak_mb if device.type == 'cpu' else ref.device_peak_mb)} MB)")
-            row.extra.update(agree=agree, normaliser_rel_diff=z_diff, reference_host_peak_mb=ref.host_peak_mb,
-                             reference_device_peak_mb=ref.device_peak_mb)
+            row.note += f"; reference {'agrees' if agree else 'DISAGREES'} (peak {_mb(peak)} MB)"
+            row.extra.update(agree=agree, reference_peak_mb=peak,
+                             normaliser_rel_diff=max(float(((z[c] - ref_z[c]).abs() / ref_z[c]).max()) for c in ref_z))
         else:
             row.note += f"; full matrix not run (needs {need / 2**30:.0f} GiB > {budget / 2**30:.0f} GiB)"
         rows.append(row)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +50,14 @@ def _status_kb(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _release_free_heap() -> None:
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    return None if name is None else getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
+def _release_free_heap() -> None:
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
 

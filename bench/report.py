@@ -90,8 +90,9 @@ def format_table(meta: dict[str, Any], rows: list[Row]) -> str:
              f"{r.reference} {_number(r.reference_value)}".strip(), _number(r.ratio),
              r.target, r.verdict, _number(r.host_peak_mb), _number(r.device_peak_mb), r.note) for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = [f"{meta['date']} | {meta['device']} | torch {meta['torch']} | {meta['threads']} threads | "
-             f"size {meta['size']} | load average {meta['load_average_start'][0]:.1f}", "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+    title = (f"{meta['date']} | {meta['device']} | torch {meta['torch']} | {meta['threads']} threads | "
+             f"size {meta['size']} | load average {meta['load_average_start'][0]:.1f}")
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in body]
     return "\n".join(lines)

@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parse_args(argv)
         device = select_device(args.device, "0")
         size = SIZES[args.size or ("paper" if device.type == "cuda" else "small")]
-        _, csv_path, json_path = run_suite(args.only, size, device, args.out, ph2_root(args.ph2), argv)
+        ph2 = ph2_root(args.ph2) if size.name == "paper" and "round" in args.only else None
+        if args.ph2 is not None and ph2 is None:
+            print("bench: --ph2 ignored: the PH2 rounds run at paper size, with the round item")
+        _, csv_path, json_path = run_suite(args.only, size, device, args.out, ph2, argv)
         print(f"written {csv_path} and {json_path}")
 
 

@@ -74,24 +74,19 @@ def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
         positions = list(range(n))
         with measure(device) as measured:
             entropy_scores(model, pool, inference, positions)
-        entropy_row = Row("score", f"entropy n={n}", "images/s", n / measured.seconds, note=shape)
-        entropy_row.extra = {"n": n}
-        rows.append(entropy_row.with_memory(measured))
+        rows.append(Row("score", f"entropy n={n}", "images/s", n / measured.seconds, note=shape,
+                        extra={"n": n}).with_memory(measured))
         with measure(device) as measured:
             fast = mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed)
         fast_row = Row("score", f"mc T={t} n={n}", "images/s", n / measured.seconds,
-                       note=f"{shape}; encode once, head T times").with_memory(measured)
-        fast_row.extra = {"n": n, "passes": t}
+                       note=f"{shape}; encode once, head T times", extra={"n": n, "passes": t}).with_memory(measured)
         if n <= size.naive_max_pool:
             with measure(device) as measured:
                 naive = naive_mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed)
             naive_rate = n / measured.seconds
-            naive_row = Row("score", f"mc naive T={t} n={n}", "images/s", naive_rate,
-                            note=f"{shape}; whole network T times").with_memory(measured)
-            naive_row.extra = {"n": n, "passes": t}
-            rows.append(naive_row)
-            fast_row.reference, fast_row.reference_value = "naive", naive_rate
-            fast_row.ratio = fast_row.value / naive_rate
+            rows.append(Row("score", f"mc naive T={t} n={n}", "images/s", naive_rate,
+                            note=f"{shape}; whole network T times", extra={"n": n, "passes": t}).with_memory(measured))
+            fast_row.reference, fast_row.reference_value, fast_row.ratio = "naive", naive_rate, fast_row.value / naive_rate
             fast_row.extra["scores_finite"] = bool(np.isfinite(fast).all() and np.isfinite(naive).all())
         else:
             fast_row.note += f"; naive not run above n={size.naive_max_pool} (time)"

@@ -41,8 +41,8 @@ PAPER = Size(name="paper", crop=374, view_hw=(479, 710), batch=20, base_width=24
              passes=50, eval_batch=20, knn_sizes=(1_000, 10_000, 100_000), round_epochs=(10, 30), full_fold=True)
 
 SMALL = Size(name="small", crop=96, view_hw=(104, 104), batch=8, base_width=4, leak=8, num_classes=2,
-             warmup=1, iterations=3, original_hw=(80, 104), pools=(20, 100), naive_max_pool=20,
-             passes=10, eval_batch=8, knn_sizes=(1_000, 2_000), round_epochs=(1, 2), full_fold=False)
+             warmup=2, iterations=8, original_hw=(80, 104), pools=(20, 100), naive_max_pool=20,
+             passes=10, eval_batch=8, knn_sizes=(1_000, 2_000), round_epochs=(2, 8), full_fold=False)
 
 SIZES = {s.name: s for s in (PAPER, SMALL)}
 # Common to both sizes.

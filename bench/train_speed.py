@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 import constants as C
-from bench.measure import measure
+from bench.measure import Measured, measure
 from bench.report import Row
 from bench.sizes import Size
 from data.augment import random_crop_flip
@@ -72,7 +72,7 @@ def stage2_loss() -> HybridLoss:
     return HybridLoss(1.0, 1.0, 0.1, normalisation=C.NORM_SAMPLE, train_classifier=False)
 
 
-def pipeline_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Row]:
+def pipeline_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Measured]:
     """Images per second of engine.train.fit over `size.iterations` batches, after a warm-up."""
     loss = stage2_loss()
     best = BestModel(model)
@@ -82,11 +82,10 @@ def pipeline_rate(model: HybridModel, size: Size, inference: Inference, seed: in
     items = resident_items(size, size.iterations * size.batch, inference.device, seed + 1)
     with measure(inference.device) as measured:
         stats = fit(model, items, loss, settings(size), inference, lambda m: 0.0, best, cycle=0, generator=gen)
-    rate = len(items) / stats.train_seconds
-    return rate, Row("train", "", "images/s", rate).with_memory(measured)
+    return len(items) / stats.train_seconds, measured
 
 
-def model_only_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Row]:
+def model_only_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Measured]:
     """Images per second of forward, loss, backward and step on a batch already prepared on the device."""
     device = inference.device
     items = resident_items(size, size.batch, device, seed)
@@ -114,8 +113,7 @@ def model_only_rate(model: HybridModel, size: Size, inference: Inference, seed: 
     with measure(device) as measured:
         for _ in range(size.iterations):
             step()
-    rate = size.iterations * size.batch / measured.seconds
-    return rate, Row("train", "", "images/s", rate).with_memory(measured)
+    return size.iterations * size.batch / measured.seconds, measured
 
 
 def train_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
@@ -127,11 +125,12 @@ def train_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
         name = variant_name(bf16, channels_last)
         inference = Inference(device=device, bf16=bf16, channels_last=channels_last)
         model = stage2_model(size, device, channels_last, seed)
-        limit, limit_row = model_only_rate(model, size, inference, seed)
-        rate, row = pipeline_rate(model, size, inference, seed)
-        limit_row.case, limit_row.note = f"model-only {name}", f"{shape}; pre-made batch on the device"
-        row.case, row.note = f"pipeline {name}", f"{shape}; engine.train.fit, {size.iterations} iterations"
-        row.reference, row.reference_value, row.ratio = "model-only", limit, rate / limit
-        rows += [limit_row, row]
-        del model
+        limit, limit_measured = model_only_rate(model, size, inference, seed)
+        rate, measured = pipeline_rate(model, size, inference, seed)
+        del model   # before the next variant's model is built, so that device peaks do not add up
+        rows.append(Row("train", f"model-only {name}", "images/s", limit,
+                        note=f"{shape}; pre-made batch on the device").with_memory(limit_measured))
+        rows.append(Row("train", f"pipeline {name}", "images/s", rate, reference="model-only", reference_value=limit,
+                        ratio=rate / limit, note=f"{shape}; engine.train.fit, {size.iterations} iterations"
+                        ).with_memory(measured))
     return rows

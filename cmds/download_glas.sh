@@ -8,29 +8,12 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$repo/datasets}"
+# shellcheck source=fetch.sh
+source "$repo/cmds/fetch.sh"
 url="https://warwick.ac.uk/fac/sci/dcs/research/tia/glascontest/download/warwick_qu_dataset_released_2016_07_08.zip"
 md5="495b2a9f3d694545fbec06673fb3f40f"
 
-fetch() {  # fetch URL FILE: download to FILE.part, then rename, so a cut download is not reused
-  if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 -o "$2.part" "$1"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -O "$2.part" "$1"
-  else
-    echo "download_glas: neither curl nor wget is installed; install one of them" >&2
-    exit 2
-  fi
-  mv "$2.part" "$2"
-}
 
-check_md5() {  # check_md5 FILE SUM (skipped when md5sum is absent)
-  if command -v md5sum >/dev/null 2>&1; then
-    if [ "$(md5sum "$1" | cut -d' ' -f1)" != "$2" ]; then
-      echo "download_glas: $1 is not the expected archive (md5 differs; a sign-in page?): delete it and fetch the zip by hand from https://warwick.ac.uk/fac/sci/dcs/research/tia/glascontest/download/" >&2
-      exit 2
-    fi
-  fi
-}
 
 mkdir -p "$dest/GlaS-2015"
 cd "$dest/GlaS-2015"

@@ -6,19 +6,10 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$repo/datasets}"
+# shellcheck source=fetch.sh
+source "$repo/cmds/fetch.sh"
 base="https://www.robots.ox.ac.uk/~vgg/data/flowers/102"
 
-fetch() {  # fetch URL FILE: download to FILE.part, then rename, so a cut download is not reused
-  if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 -o "$2.part" "$1"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -O "$2.part" "$1"
-  else
-    echo "download_oxford_flowers_102: neither curl nor wget is installed; install one of them" >&2
-    exit 2
-  fi
-  mv "$2.part" "$2"
-}
 
 root="$dest/Oxford-flowers-102"
 mkdir -p "$root"

@@ -7,19 +7,10 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$repo/datasets}"
+# shellcheck source=fetch.sh
+source "$repo/cmds/fetch.sh"
 url="https://www.dropbox.com/s/k88qukc20ljnbuo/PH2Dataset.rar?dl=1"
 
-fetch() {  # fetch URL FILE: download to FILE.part, then rename, so a cut download is not reused
-  if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 -o "$2.part" "$1"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -O "$2.part" "$1"
-  else
-    echo "download_ph2: neither curl nor wget is installed; install one of them" >&2
-    exit 2
-  fi
-  mv "$2.part" "$2"
-}
 
 if command -v unrar >/dev/null 2>&1; then
   extract() { unrar x -o+ "$1" ./; }

@@ -8,6 +8,7 @@ for every seed, which understates the variance across seeds).
 from __future__ import annotations
 
 import io
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def load_theta0(path: Path) -> dict[str, Any]:
                               "(python main.py --yaml <dataset>.yaml --al_type WSL ...) or pass --path_pre_trained FILE")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: report it in one line
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:  # truncated or foreign
         raise CheckpointError(f"stage-1 checkpoint {path} cannot be read ({type(exc).__name__}): "
                               "delete it and run the WSL round again") from None
     if not isinstance(payload, dict) or "state_dict" not in payload:

@@ -19,7 +19,8 @@ from data.views import Geometry
 from engine.evaluate import Inference
 from engine.resident import EvalSet, TrainPool
 from engine.train import TrainSettings
-from parseit import Config, resolve_path
+from models.unet import MIN_INPUT_SIZE
+from parseit import Config, ConfigError, resolve_path
 
 
 @dataclass
@@ -63,6 +64,10 @@ def load_data(cfg: Config, device: torch.device) -> RunData:
             raise DataError(f"every {subset} image needs a mask for the segmentation metrics: "
                             f"check the mask column of the {subset} fold of {cfg.dataset}")
     geom = geometry(cfg)
+    if geom.train_crop < MIN_INPUT_SIZE:
+        raise ConfigError(f"training crop {geom.train_crop} px (crop_size {cfg.crop_size} x ratio_scale_patch "
+                          f"{cfg.ratio_scale_patch:g}) is below the network's minimum of {MIN_INPUT_SIZE} px: "
+                          "raise --crop_size")
     return RunData(fold=fold, train=decoded[C.TRAIN],
                    pool=TrainPool(decoded[C.TRAIN], geom, device),
                    train_eval=EvalSet(decoded[C.TRAIN], geom, device, cfg.valid_batch_size),
