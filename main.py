@@ -224,7 +224,9 @@ def stage2_round(cfg: Config, method: Method, data: RunData, run: RunFolder, r: 
     t_pseudo = None
     if method.pseudo_labels and all_pairs:
         with clock("pseudo_label"):
-            t_pseudo = pseudo_threshold(cfg, model, data, infer)
+            # Same model and validation set: the round's threshold is reused when both are estimated (or fixed).
+            t_pseudo = threshold if cfg.estimate_pseg_thres == cfg.estimate_seg_thres else \
+                pseudo_threshold(cfg, model, data, infer)
             final_masks, pseudo_dice = predict_masks(model, data.train_eval, infer, t_pseudo,
                                                      [pool.position[u] for u in all_pairs])
             metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(pseudo_dice.values()))) if pseudo_dice
