@@ -14,16 +14,15 @@ against the configuration schema before any script is written.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import constants as C
 from al.state import theta0_path
+from atomic_io import atomic_write_text
 from parseit import (
     REPO_ROOT,
     Config,
@@ -159,24 +158,11 @@ def study_rounds(dataset: str, method: str, rounds: int | None, extras: Sequence
     return rounds
 
 
-def write_executable(path: Path, text: str) -> None:
-    """Atomic write of an executable file: a half-written script is never run."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_scripts(scripts: dict[str, str], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in scripts.items():
-        write_executable(out / name, text)
+        atomic_write_text(out / name, text, mode=0o755)
         written.append(out / name)
     return written
 

@@ -17,9 +17,7 @@ true/false in any case and 1/0; `null` (or `None`) sets a nullable key to null; 
 from __future__ import annotations
 
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any, NoReturn
 import yaml
 
 import constants as C
+from atomic_io import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parent
 CONFIG_DIR = REPO_ROOT / "config_yaml"
@@ -310,11 +309,14 @@ def coerce(path: str, value: Any, from_text: bool) -> Any:
         bad()
     if isinstance(out, float) and math.isnan(out):
         bad()
-    too_low = spec.minimum is not None and out < spec.minimum
-    too_high = spec.maximum is not None and out > spec.maximum
-    if isinstance(out, (int, float)) and not isinstance(out, bool) and (too_low or too_high):
+    if isinstance(out, (int, float)) and not isinstance(out, bool) and not _within(out, spec):
         bad()
     return out
+
+
+def _within(value: float, spec: Key) -> bool:
+    return ((spec.minimum is None or value >= spec.minimum)
+            and (spec.maximum is None or value <= spec.maximum))
 
 
 class Config(Mapping):
@@ -560,20 +562,6 @@ def resolve_path(path: str) -> Path:
     """Relative paths in a configuration are taken from the repository root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else REPO_ROOT / p
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_config(cfg: Config, path: Path) -> None:

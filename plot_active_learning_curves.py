@@ -18,9 +18,8 @@ import io
 import math
 import os
 import sys
-import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 import constants as C
 from al.state import RunFolder, RunStateError
+from atomic_io import atomic_write, atomic_write_text
 from parseit import REPO_ROOT, exit_on_error
 
 CONFIG_FILE = "config.yaml"
@@ -41,8 +41,6 @@ NOT_RUNS = ("theta0", "knn_cache")
 # More run folders than this get a progress bar.
 PROGRESS_MIN_RUNS = 20
 MAX_TICKS = 12
-# Outputs are shared results: readable by everyone (mkstemp alone would make them private).
-OUTPUT_MODE = 0o644
 
 
 class NoRunsError(FileNotFoundError):
@@ -314,26 +312,12 @@ def pseudo_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
     return fig
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """`write(temp_path)` then one rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, OUTPUT_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(fig: Figure, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150))
 
 
 def save_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------------------------------------

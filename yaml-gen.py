@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 import constants as C
-from parseit import CONFIG_DIR, OVERRIDES_SECTION, SCHEMA, atomic_write_text
+from atomic_io import atomic_write_text
+from parseit import CONFIG_DIR, OVERRIDES_SECTION, SCHEMA
 
 # The GlaS configuration of the paper is the base; other datasets change what differs.
 BASE: dict[str, Any] = {

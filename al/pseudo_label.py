@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from al.knn import class_normalisers, colour_features, colour_histograms, knn_pairs
-from al.state import atomic_write_bytes
+from atomic_io import atomic_write_bytes
 
 
 @dataclass(frozen=True)

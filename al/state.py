@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from atomic_io import atomic_write_text
 from parseit import Config, resolve_path
 
 STATE_FILE = "state.json"
@@ -65,22 +66,8 @@ class RunLockedError(RuntimeError):
     """Another process works on the same run folder."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers see the old or the new file, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=1, sort_keys=False) + "\n").encode())
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from al.state import atomic_write_bytes
+from atomic_io import atomic_write_bytes
 from bench.measure import Measured
 
 CPUINFO = Path("/proc/cpuinfo")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from atomic_io import atomic_write
 from data.readers import binarise_mask
 from data.records import DataError, SampleRecord
 
@@ -152,11 +152,8 @@ def _load_cached(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
             np.savez(out, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from atomic_io import atomic_write_text
 from constants import SUBSETS
 from data.readers import read_original_fold_csv
 from data.records import DataError, Fold, Listing, SampleRecord
@@ -79,9 +78,9 @@ def write_folds(
         folder = fold_dir(folds_root, dataset, split, fold_index)
         folder.mkdir(parents=True, exist_ok=True)
         for subset in SUBSETS:
-            _write_atomic(folder / f"{subset}.csv", _records_csv(getattr(fold, subset)))
-        _write_atomic(folder / "encoding.yaml", yaml.safe_dump(fold.encoding, sort_keys=False))
-        _write_atomic(folder / "seed.txt", f"{seed}\n")
+            atomic_write_text(folder / f"{subset}.csv", _records_csv(getattr(fold, subset)))
+        atomic_write_text(folder / "encoding.yaml", yaml.safe_dump(fold.encoding, sort_keys=False))
+        atomic_write_text(folder / "seed.txt", f"{seed}\n")
         written.append(folder)
     return written
 
@@ -198,17 +197,6 @@ def _records_csv(records: list[SampleRecord]) -> str:
     for record in records:
         writer.writerow([record.id, record.image, record.mask or "", record.label])
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_records_csv(path: Path, dataset: str) -> list[SampleRecord]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from al.state import atomic_write_bytes
+from atomic_io import atomic_write_bytes
 from models.hybrid import HybridModel, load_matching_state
 from parseit import Config
 
