@@ -5,7 +5,7 @@
     python create_folds.py --dataset glas --from_original <paper repo>/folds/glas
 
 For `synthetic`, a missing set is first generated into --data_root with generate_synthetic's
-defaults (seed 0, 40 images per class, 96x96 pixels, 3 classes). --from_original converts the
+defaults (seed 0, 40 images per class, 80x80 pixels, 3 classes). --from_original converts the
 paper's own fold CSVs instead of drawing new folds.
 """
 

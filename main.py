@@ -51,7 +51,7 @@ from parseit import Config, config_differences, exit_on_error, help_text, parse_
 RESUME_FREE_KEYS = ("al_it", "al_it_end", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
                     "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained")
 # Purposes of the derived seeds of one round.
-AUGMENT, SELECT, MC = 1, 2, 3
+AUGMENT, SELECT, MC, TRAIN = 1, 2, 3, 4
 
 
 class Clock:
@@ -281,6 +281,9 @@ def labelled_set(cfg: Config, method: Method, data: RunData, previous: dict[str,
 def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int, cycle: int,
                 best: BestModel | None, clock: Clock) -> tuple[Any, BestModel, dict[str, list[float]]]:
     """A fresh model from theta0 trained on `entries`; the best weights over cycles stay in `best`."""
+    # Dropout draws from the global generators: seed them per (round, cycle), so that a round's
+    # training does not depend on what ran before it in the process (one round per call or several).
+    seed_everything(derived_seed(cfg.MYSEED, r, cycle, TRAIN))
     model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg))
     best = best or BestModel(model)
     loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,

@@ -3,7 +3,8 @@
 Reference for engine.acquire.mc_dropout_scores, which runs the deterministic part once and only
 the stochastic head T times, several passes per call. Both reduce the passes with the same
 streaming statistics (al.scores.MCDropoutStats) at original resolution, so the difference in
-speed is the repeated backbone, classifier and full-resolution branch, and the one-pass batches.
+speed is the repeated backbone, classifier, full-resolution branch and that branch's half of the
+fusion conv, and the one-pass batches.
 """
 
 from __future__ import annotations

@@ -143,9 +143,24 @@ def projection_row(dataset: str, short: tuple[int, float], long: tuple[int, floa
     return row
 
 
+def warm_up_row(study: Study, device: torch.device) -> Row:
+    """Every method once at 1 epoch, so that the measured rounds do not pay for kernel selection.
+
+    On CUDA the first use of each shape costs the context start and cudnn's autotuning. main.py
+    pays it once per call (one round per process), the measured rounds below do not; this row
+    gives its size.
+    """
+    with measure(device) as measured:
+        for method in METHODS:
+            run_round(study, method, 1, f"{method}-warmup", device)
+    return Row("round", f"{study.dataset} warm-up, 1 epoch of each method", "s", measured.seconds,
+               note="first use of each kernel shape in the process (CUDA context, cudnn autotuning), "
+                    "paid once per main.py call; not included in the rows below").with_memory(measured)
+
+
 def study_rows(study: Study, size: Size, device: torch.device) -> list[Row]:
     short, long = size.round_epochs
-    rows, walls = [], {}
+    rows, walls = ([warm_up_row(study, device)] if device.type == "cuda" else []), {}
     for method in METHODS:
         state, measured = run_round(study, method, short, f"{method}-bench", device)
         rows.append(round_row(study.dataset, method, state, measured))

@@ -1,8 +1,8 @@
 """Item 2: acquisition scoring throughput (images/s) on a device-resident pool.
 
 Entropy: engine.acquire.entropy_scores (one pass). MC dropout: engine.acquire.mc_dropout_scores
-(backbone and full-resolution branch once per batch, the stochastic head T times, several
-passes batched) against bench.naive (the whole network T times per batch). The pool is an
+(backbone, full-resolution branch and its half of the fusion conv once per batch, the stochastic
+head T times, several passes batched) against bench.naive (the whole network T times per batch). The pool is an
 engine.resident.EvalSet of synthetic samples that share one random image of the size the
 Size names (GlaS-like 522 x 775 at paper size), prepared with the paper's evaluation geometry
 (1 % reflect padding, x0.9), so every prediction is brought back to the original size as in a
@@ -55,8 +55,17 @@ def scoring_model(size: Size, device: torch.device, seed: int) -> HybridModel:
     return model.eval()
 
 
+def _projected_seconds(rates: dict[str, float], kind: str, n: int) -> float | None:
+    """Time n images would take at the rate measured on the previous pool (None before any)."""
+    return n / rates[kind] if kind in rates else None
+
+
 def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
-    """Entropy, fast MC dropout and (up to size.naive_max_pool) naive MC dropout, per pool size."""
+    """Entropy, fast MC dropout and (up to size.naive_max_pool) naive MC dropout, per pool size.
+
+    A measurement whose time, projected from the previous pool's rate, exceeds
+    size.max_measure_s is not run; its row says so and gives the projection.
+    """
     set_deterministic(False)
     inference = Inference(device=device)
     model = scoring_model(size, device, seed)
@@ -65,30 +74,44 @@ def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
     shape = (f"{size.original_hw[0]}x{size.original_hw[1]} images, eval view {view[0]}x{view[1]}, "
              f"batch {size.eval_batch}, fp32")
     t = size.passes
-    warm = list(range(min(size.eval_batch, len(pool))))
+    # Warm-up on full batches and on the pools' last, partial batches: kernels and cudnn autotuning
+    # are chosen per shape, once per process, and must not be timed.
+    warm = sorted({*range(min(size.eval_batch, len(pool))), *(n - 1 for n in size.pools)})
     entropy_scores(model, pool, inference, warm)
     mc_dropout_scores(model, pool, inference, warm, t, MC_KIND, seed)
-    naive_mc_dropout_scores(model, pool, inference, warm[:1], 1, MC_KIND, seed)
+    naive_mc_dropout_scores(model, pool, inference, warm, 1, MC_KIND, seed)
+    scorers = {
+        "entropy": (lambda positions: entropy_scores(model, pool, inference, positions), "", "one pass"),
+        "mc": (lambda positions: mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
+               f" T={t}", "encode once, head T times"),
+        "mc naive": (lambda positions: naive_mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
+                     f" T={t}", "whole network T times"),
+    }
+    rates: dict[str, float] = {}
     rows = []
     for n in size.pools:
         positions = list(range(n))
-        with measure(device) as measured:
-            entropy_scores(model, pool, inference, positions)
-        rows.append(Row("score", f"entropy n={n}", "images/s", n / measured.seconds, note=shape,
-                        extra={"n": n}).with_memory(measured))
-        with measure(device) as measured:
-            fast = mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed)
-        fast_row = Row("score", f"mc T={t} n={n}", "images/s", n / measured.seconds,
-                       note=f"{shape}; encode once, head T times", extra={"n": n, "passes": t}).with_memory(measured)
-        if n <= size.naive_max_pool:
+        measured_rows: dict[str, tuple[Row, np.ndarray | None]] = {}
+        for kind, (score, passes, how) in scorers.items():
+            if kind == "mc naive" and n > size.naive_max_pool:
+                continue
+            row = Row("score", f"{kind}{passes} n={n}", "images/s", None, note=f"{shape}; {how}",
+                      extra={"n": n, "passes": t if passes else 1})
+            projected = _projected_seconds(rates, kind, n)
+            if projected is not None and projected > size.max_measure_s:
+                row.note += f"; not run: projected {projected:.0f} s > {size.max_measure_s:.0f} s"
+                measured_rows[kind] = (row, None)
+                continue
             with measure(device) as measured:
-                naive = naive_mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed)
-            naive_rate = n / measured.seconds
-            rows.append(Row("score", f"mc naive T={t} n={n}", "images/s", naive_rate,
-                            note=f"{shape}; whole network T times", extra={"n": n, "passes": t}).with_memory(measured))
-            fast_row.reference, fast_row.reference_value, fast_row.ratio = "naive", naive_rate, fast_row.value / naive_rate
-            fast_row.extra["scores_finite"] = bool(np.isfinite(fast).all() and np.isfinite(naive).all())
-        else:
-            fast_row.note += f"; naive not run above n={size.naive_max_pool} (time)"
-        rows.append(fast_row)
+                values = score(positions)
+            row.value = rates[kind] = n / measured.seconds
+            measured_rows[kind] = (row.with_memory(measured), values)
+        fast, fast_values = measured_rows["mc"]
+        naive, naive_values = measured_rows.get("mc naive", (None, None))
+        if naive is None:
+            fast.note += f"; naive not run above n={size.naive_max_pool} (time)"
+        elif fast.value is not None and naive.value is not None:
+            fast.reference, fast.reference_value, fast.ratio = "naive", naive.value, fast.value / naive.value
+            fast.extra["scores_finite"] = bool(np.isfinite(fast_values).all() and np.isfinite(naive_values).all())
+        rows += [row for row, _ in measured_rows.values()]
     return rows

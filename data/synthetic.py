@@ -2,9 +2,13 @@
 
 The class is the object's SHAPE (disc, square, triangle, cross, ring). Everything else varies
 within a class: object size, position and rotation, object texture (plain, stripes, dots),
-background colour and texture, pixel noise. Half the objects take a colour near their class's
+background lightness and texture, pixel noise. Half the objects take a colour near their class's
 anchor colour and half a random one, so colour histograms carry some of the class but a network
-has to learn shape to be sure, and to segment. The mask is the object.
+has to learn shape to be sure. The mask is the object.
+
+Backgrounds are nearly grey and objects strongly coloured: a segmentation head can then learn
+from a handful of pixel-labelled images within a CPU budget of a few hundred steps, and gains
+from every further image, which is what an active-learning study on this set needs to show.
 
 Pixels come from a numpy Generator seeded per image with (seed, class, index) and pure integer
 maths (shapes are exact integer half-plane and distance tests in a frame rotated by an integer
@@ -30,13 +34,17 @@ from data.records import DataError
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
 # Anchor colours (RGB), one per shape, that half of each class's objects are drawn near.
-_ANCHORS = ((200, 50, 50), (50, 170, 60), (60, 80, 210), (220, 200, 40), (160, 60, 190))
+_ANCHORS = ((200, 50, 50), (40, 190, 60), (60, 80, 210), (230, 200, 30), (170, 50, 200))
 _ANCHOR_JITTER = 50
 _MIN_CONTRAST = 150  # L1 distance between object and background colours
+_MIN_SATURATION = 100  # max - min channel of an object colour
+_BACKGROUND_TINT = 35  # per-channel spread of a background colour around its grey level
+# Object radius range, in percent of the image side.
+_MIN_RADIUS_PERCENT, _MAX_RADIUS_PERCENT = 20, 36
 _NOISE = 10
 MIN_IMAGE_SIZE = 32
 # Bump when the drawing changes, so existing sets are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SETTINGS_FILE = "synthetic.yaml"
 
 
@@ -44,7 +52,7 @@ def generate_synthetic(
     root: Path,
     seed: int = 0,
     n_per_class: int = 40,
-    image_size: int = 96,
+    image_size: int = 80,
     num_classes: int = 3,
 ) -> Path:
     """Write the set (labels.csv, images/*.png, masks/*.png with 0/255) into `root` and return it.
@@ -81,7 +89,7 @@ def render_sample(
     yy, xx = np.mgrid[0:size, 0:size].astype(np.int64)
 
     background, palette = _background(rng, xx, yy, size)
-    radius = int(rng.integers(size // 8, size // 3 + 1))
+    radius = int(rng.integers(size * _MIN_RADIUS_PERCENT // 100, size * _MAX_RADIUS_PERCENT // 100 + 1))
     a = int(rng.integers(-radius, radius + 1))
     b = math.isqrt(radius * radius - a * a) * (1 if rng.integers(0, 2) else -1)
     margin = radius + radius // 8 + 1
@@ -185,8 +193,8 @@ def _background(
     rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) background and the (k, 3) colours it is made of."""
-    first = rng.integers(0, 256, size=3)
-    second = rng.integers(0, 256, size=3)
+    first = _muted_colour(rng)
+    second = _muted_colour(rng)
     kind = int(rng.integers(0, 3))
     if kind == 1:  # stripes in a random integer direction
         u, v = (int(c) for c in rng.integers(-4, 5, size=2))
@@ -197,6 +205,12 @@ def _background(
         gradient = first + (second - first) * yy[..., None] // (size - 1)
         return gradient, np.stack([first, (first + second) // 2, second])
     return np.broadcast_to(first, (size, size, 3)).copy(), first[None]
+
+
+def _muted_colour(rng: np.random.Generator) -> np.ndarray:
+    """A grey of random lightness, tinted by at most _BACKGROUND_TINT per channel."""
+    grey = int(rng.integers(0, 256))
+    return np.clip(grey + rng.integers(-_BACKGROUND_TINT, _BACKGROUND_TINT + 1, size=3), 0, 255)
 
 
 def _shape(name: str, dx: np.ndarray, dy: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -223,7 +237,7 @@ def _shape(name: str, dx: np.ndarray, dy: np.ndarray, a: int, b: int) -> np.ndar
 def _object_colour(
     rng: np.random.Generator, class_index: int, palette: np.ndarray
 ) -> np.ndarray:
-    """A colour far enough from every background colour to keep the object visible."""
+    """A saturated colour far enough from every background colour to keep the object visible."""
     colour = rng.integers(0, 256, size=3)
     for _ in range(100):
         if rng.integers(0, 2):
@@ -231,6 +245,7 @@ def _object_colour(
             colour = np.clip(np.asarray(_ANCHORS[class_index]) + jitter, 0, 255)
         else:
             colour = rng.integers(0, 256, size=3)
-        if np.abs(palette - colour).sum(axis=1).min() >= _MIN_CONTRAST:
+        if (np.abs(palette - colour).sum(axis=1).min() >= _MIN_CONTRAST
+                and int(colour.max() - colour.min()) >= _MIN_SATURATION):
             break
     return colour

@@ -1,8 +1,8 @@
 """Acquisition scores of the unlabelled pool, computed with the current model.
 
-Entropy: one pass. MC dropout: the deterministic part of the network (backbone and
-full-resolution branch) runs once per batch and only the stochastic head runs T times, several
-passes batched together; statistics are reduced on the device as passes arrive, so nothing of
+Entropy: one pass. MC dropout: the deterministic part of the network (backbone, full-resolution
+branch and that branch's half of the fusion conv) runs once per batch and only the stochastic head
+runs T times, several passes batched together; statistics are reduced on the device as passes arrive, so nothing of
 size T x H x W is ever held for the pool.
 """
 
@@ -48,7 +48,7 @@ def mc_dropout_scores(model: nn.Module, pool: EvalSet, inference: Inference, pos
             b = x.shape[0]
             stats = MCDropoutStats()
             with autocast(inference.device, inference.bf16):
-                enc = model.encode(x)
+                enc = model.encode(x, sampling=True)
             per_call = max(1, min(passes, max_batch // b))
             done = 0
             while done < passes:

@@ -5,8 +5,9 @@ The forward pass is split where active learning needs it:
     full-resolution branch of the segmentation head), deterministic in eval mode. The full-resolution
     branch trains in stage 2, so ``encode`` must run with gradients there;
   - ``classify(enc)``: WILDCAT scores and class maps (layer4 grid);
-  - ``segment(enc)``: mask logits; applies the backbone dropout, so MC-dropout scoring runs ``encode``
-    once and ``segment`` T times, batched through ``Encoded.repeat``.
+  - ``segment(enc)``: mask logits; applies the backbone dropout, so MC-dropout scoring runs
+    ``encode(x, sampling=True)`` once (which also precomputes the full-resolution half of the fusion
+    conv) and ``segment`` T times, batched through ``Encoded.repeat``.
 
 Stage 2 loads the stage-1 checkpoint with ``load_matching_state`` and calls ``freeze_classifier``:
 the backbone and WILDCAT stop learning and their BatchNorm/Dropout stay in eval mode even in
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.backbone import ResNet18Backbone
-from models.unet import UNetHead
+from models.unet import SamplingFeatures, UNetHead
 from models.wildcat import WildcatHead
 
 
@@ -43,11 +44,12 @@ def _repeat_batch(x: Tensor, t: int) -> Tensor:
 class Encoded:
     """Deterministic features of a batch: backbone stages (layer0..4) and the full-resolution branch.
 
-    ``full_res`` is None when encoding for classification only (it is the costliest part of the head).
+    ``full_res`` is None when encoding for classification only (it is the costliest part of the head),
+    and the head's ``SamplingFeatures`` when encoding for repeated stochastic passes.
     """
 
     stages: tuple[Tensor, ...]
-    full_res: Tensor | None
+    full_res: Tensor | SamplingFeatures | None
 
     @property
     def batch_size(self) -> int:
@@ -59,10 +61,13 @@ class Encoded:
             raise ValueError(f"repeat count must be >= 1, got {t}")
         if t == 1:
             return self
-        return Encoded(
-            stages=tuple(_repeat_batch(s, t) for s in self.stages),
-            full_res=None if self.full_res is None else _repeat_batch(self.full_res, t),
-        )
+        full_res = self.full_res
+        if isinstance(full_res, SamplingFeatures):
+            # The fusion term stays one row per image: the head broadcasts it over the t rows.
+            full_res = full_res._replace(down_input=_repeat_batch(full_res.down_input, t))
+        elif full_res is not None:
+            full_res = _repeat_batch(full_res, t)
+        return Encoded(stages=tuple(_repeat_batch(s, t) for s in self.stages), full_res=full_res)
 
 
 class HybridOutput(NamedTuple):
@@ -163,10 +168,19 @@ class HybridModel(nn.Module):
 
     class_maps_at = staticmethod(class_maps_at)
 
-    def encode(self, x: Tensor, *, with_full_res: bool = True) -> Encoded:
-        """Backbone stages and, unless only classifying, the full-resolution branch."""
-        full_res = self.seg_head.full_resolution(x) if with_full_res else None
-        return Encoded(stages=self.backbone(x), full_res=full_res)
+    def encode(self, x: Tensor, *, with_full_res: bool = True, sampling: bool = False) -> Encoded:
+        """Backbone stages and, unless only classifying, the full-resolution branch.
+
+        ``sampling``: prepare the branch for several stochastic ``segment`` passes (MC dropout), so that
+        each pass skips the branch's half of the full-resolution fusion conv.
+        """
+        stages = self.backbone(x)
+        if not with_full_res:
+            return Encoded(stages=stages, full_res=None)
+        full_res = self.seg_head.full_resolution(x)
+        if sampling:
+            full_res = self.seg_head.sampling_features(full_res, stages[0].shape[-2:])
+        return Encoded(stages=stages, full_res=full_res)
 
     def classify(self, enc: Encoded) -> tuple[Tensor, Tensor]:
         """WILDCAT (scores (B, C), class maps (B, C, h, w) on the layer4 grid)."""

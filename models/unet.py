@@ -20,9 +20,15 @@ logits 374x374.
 head reads, on every down block output and on every up conv output, and nowhere else. The original
 also fed the dropped stages into the next backbone stage and into the classifier; here the backbone and
 classifier never see it, so their outputs can be computed once and reused across stochastic passes.
+
+The fusion conv is linear in its input, so it splits into a term on the upsampled path and a term on
+the full-resolution branch. ``sampling_features`` computes the second term (and the branch resized for
+down block 0) once; ``forward`` then runs only the stochastic part per pass, which halves the
+full-resolution work of each MC-dropout pass and never repeats a full-resolution tensor.
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +76,17 @@ def _upsample2(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
+class SamplingFeatures(NamedTuple):
+    """The full-resolution branch, prepared once for repeated stochastic passes.
+
+    ``down_input``: the branch resized to down block 0's input size (B, F, h, w).
+    ``fusion``: the branch's half of the fusion conv, bias included (B, F, H, W), at output size.
+    """
+
+    down_input: Tensor
+    fusion: Tensor
+
+
 class UNetHead(nn.Module):
     """Mask logits (B, 1, H, W) from the five backbone stages and the full-resolution branch."""
 
@@ -115,9 +132,27 @@ class UNetHead(nn.Module):
         check_input_size(x.shape[-2], x.shape[-1])
         return self.full_res(x)
 
-    def forward(self, stages: Sequence[Tensor], full_res: Tensor) -> Tensor:
+    def _fusion_weights(self) -> tuple[Tensor, Tensor]:
+        """The fusion conv's kernel split into its upsampled-path and full-resolution halves."""
+        weight = self.fuse[0].weight
+        return weight[:, : _UP_WIDTHS[-1]], weight[:, _UP_WIDTHS[-1]:]
+
+    def sampling_features(self, full_res: Tensor, stage0_hw: Sequence[int]) -> SamplingFeatures:
+        """What the head needs of the branch when it runs several passes (``stage0_hw``: layer0's size)."""
+        bridge_hw = (stage0_hw[0] - 2, stage0_hw[1] - 2)
+        _, full_half = self._fusion_weights()
+        fusion = F.conv2d(full_res, full_half, self.fuse[0].bias, padding=1)
+        return SamplingFeatures(down_input=_resize(full_res, bridge_hw), fusion=fusion)
+
+    def forward(self, stages: Sequence[Tensor], full_res: Tensor | SamplingFeatures) -> Tensor:
+        """Mask logits from the stages and the branch (or its ``sampling_features``).
+
+        With sampling features, the stages may hold t rows per image (``Encoded.repeat``): the fusion
+        term of image i is added to rows i*t .. i*t+t-1.
+        """
         bridges = [bridge(self.dropout(s)) for bridge, s in zip(self.bridges, stages, strict=True)]
-        x = full_res
+        sampling = isinstance(full_res, SamplingFeatures)
+        x = full_res.down_input if sampling else full_res
         skips = []
         for down, bridge in zip(self.downs, bridges, strict=True):
             x = _resize(x, bridge.shape[-2:])
@@ -127,5 +162,12 @@ class UNetHead(nn.Module):
         for up, skip in zip(self.ups, reversed(skips[1:]), strict=True):
             x = _resize(_upsample2(x), skip.shape[-2:])
             x = self.dropout(up(torch.cat([x, skip], dim=1)))
-        x = _resize(_upsample2(x), full_res.shape[-2:])
-        return self.out(self.fuse(torch.cat([x, full_res], dim=1)))
+        if not sampling:
+            x = _resize(_upsample2(x), full_res.shape[-2:])
+            return self.out(self.fuse(torch.cat([x, full_res], dim=1)))
+        fusion = full_res.fusion
+        x = _resize(_upsample2(x), fusion.shape[-2:])
+        up_half, _ = self._fusion_weights()
+        x = F.conv2d(x, up_half, padding=1)
+        x = (x.unflatten(0, (fusion.shape[0], -1)) + fusion.unsqueeze(1)).flatten(0, 1)
+        return self.out(F.relu(x))

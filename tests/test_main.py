@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import main
 from al.state import RunFolder
@@ -112,6 +113,19 @@ def test_crash_mid_round_then_resume_gives_the_same_state(exp_root: Path, random
     run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     assert not (folder / "round_001.partial").exists()
     assert states(exp_root, "rand-crash") == random_run
+
+
+def test_rounds_with_dropout_do_not_depend_on_the_process_history(exp_root: Path) -> None:
+    # MC_Dropout trains with dropout, which draws from the global generators: rounds run one per
+    # call, after unrelated random work, must equal rounds run in one process.
+    mc = ("--al_type", "MC_Dropout", "--backbone_dropout", "0.3")
+    run(exp_root, *mc, "--al_it", "0", "--al_it_end", "1", "--exp_id", "mc-one-process")
+    for r in ("0", "1"):
+        torch.manual_seed(int(r) + 99)
+        torch.rand(1000)
+        run(exp_root, *mc, "--al_it", r, "--exp_id", "mc-per-call")
+    one, per_call = states(exp_root, "mc-one-process"), states(exp_root, "mc-per-call")
+    assert len(one) == 2 and one == per_call
 
 
 def test_finished_round_is_skipped(exp_root: Path, random_run: list[dict], capsys: pytest.CaptureFixture) -> None:

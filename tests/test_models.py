@@ -171,6 +171,30 @@ def test_encoded_repeat_orders_copies_per_sample(model: HybridModel) -> None:
     assert torch.allclose(rep_masks[2::3], masks, atol=1e-5)
 
 
+@pytest.mark.parametrize("hw", [(96, 96), (101, 130)])
+def test_sampling_encoding_gives_the_same_masks(model: HybridModel, hw: tuple[int, int]) -> None:
+    # The split fusion conv must equal the concatenated one, also on odd sizes and repeated rows.
+    x = torch.randn(2, 3, *hw)
+    with torch.no_grad():
+        masks = model.segment(model.encode(x))
+        enc = model.encode(x, sampling=True)
+        rep = enc.repeat(3)
+        sampled, rep_masks = model.segment(enc), model.segment(rep)
+    assert enc.full_res.fusion.shape[-2:] == hw
+    assert rep.full_res.fusion.shape[0] == 2  # the fusion term is never repeated
+    assert rep.full_res.down_input.shape[0] == 6
+    assert torch.allclose(sampled, masks, atol=1e-5)
+    assert torch.allclose(rep_masks[3:6], masks[1:2].expand(3, -1, -1, -1), atol=1e-5)
+
+
+def test_sampling_passes_draw_different_dropout_masks_per_row() -> None:
+    mc = _mc_model(0.5)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad(), mc.mc_dropout():
+        rep = mc.segment(mc.encode(x, sampling=True).repeat(2))
+    assert not torch.equal(rep[0], rep[1])
+
+
 def test_no_backbone_dropout_gives_identical_mc_passes() -> None:
     mc = _mc_model(0.0)
     with torch.no_grad():
