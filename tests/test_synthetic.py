@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -94,10 +93,8 @@ def test_refuses_a_folder_that_is_not_a_synthetic_set(tmp_path: Path) -> None:
         generate_synthetic(tmp_path / "x", num_classes=9)
 
 
-def test_default_set_is_cheap(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_default_set_fits_the_shipped_configuration(tmp_path: Path) -> None:
     root = generate_synthetic(tmp_path / "syn")
-    assert time.perf_counter() - start < 5.0
     listing = read_listing(SYNTHETIC, root)
     assert len(listing.train) == 120
     # The shipped configuration crops its training views from these images.
