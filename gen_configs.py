@@ -7,7 +7,9 @@ Writes `run-<dataset>-<method>.sh` (every seed) and `run-<dataset>-<method>-myse
 seed). Each script takes the CUDA id as its first argument (default 0). A stage-2 method needs the
 seed's stage-1 checkpoint theta0, so each of its seed blocks starts with the WSL call, guarded to
 run only while theta0 is missing. `main.py` skips finished rounds, so a killed script is simply
-started again. Everything after `--` is passed verbatim to every `main.py` call; it is checked
+started again. With --chain_rounds, each (method, seed) is one `main.py` call over all its rounds
+(--al_it_end), which pays the start-up (imports, data, theta0) once per run instead of once per
+round. Everything after `--` is passed verbatim to every `main.py` call; it is checked
 against the configuration schema before any script is written.
 """
 
@@ -70,17 +72,22 @@ def check_extras(extras: Sequence[str]) -> None:
                               "(use --methods, --seeds, --rounds, --exp_tag or the script's GPU argument)")
 
 
-def resolve(dataset: str, method: str, seed: int, al_it: int, run_id: str, extras: Sequence[str]) -> Config:
+def round_args(al_it: int, al_it_end: int | None) -> list[str]:
+    return ["--al_it", str(al_it)] + ([] if al_it_end is None else ["--al_it_end", str(al_it_end)])
+
+
+def resolve(dataset: str, method: str, seed: int, al_it: int, run_id: str, extras: Sequence[str],
+            al_it_end: int | None = None) -> Config:
     """The configuration one generated line runs with (ConfigError if any value is wrong)."""
     return parse_config(["--yaml", f"{dataset}.yaml", "--MYSEED", str(seed), "--al_type", method,
-                         "--al_it", str(al_it), "--exp_id", run_id, *extras])
+                         *round_args(al_it, al_it_end), "--exp_id", run_id, *extras])
 
 
 def main_call(python: str, dataset: str, method: str, seed: int, al_it: int, run_id: str,
-              extras: Sequence[str]) -> str:
+              extras: Sequence[str], al_it_end: int | None = None) -> str:
     """One `main.py` call; every value is shell-quoted except the GPU argument."""
     args = [python, "main.py", "--yaml", f"{dataset}.yaml", "--MYSEED", str(seed), "--al_type", method,
-            "--al_it", str(al_it), "--exp_id", run_id]
+            *round_args(al_it, al_it_end), "--exp_id", run_id]
     return " ".join([*map(shlex.quote, args), "--cudaid", GPU_ARG, *map(shlex.quote, extras)])
 
 
@@ -93,19 +100,23 @@ def script_path_text(path: Path, repo_root: Path = REPO_ROOT) -> str:
 
 
 def seed_block(dataset: str, method: str, seed: int, rounds: int, extras: Sequence[str], python: str,
-               tag: str | None) -> list[str]:
-    """The lines of one (method, seed): the guarded WSL call for stage-2 methods, then one line per round."""
+               tag: str | None, chain: bool = False) -> list[str]:
+    """The lines of one (method, seed): the guarded WSL call for stage-2 methods, then one line per round
+    (with `chain`, one line for all the rounds)."""
     run_id = exp_id(method, seed, tag)
     n_rounds = 1 if method in C.SINGLE_ROUND_METHODS else rounds
-    cfg = resolve(dataset, method, seed, n_rounds - 1, run_id, extras)
+    # (al_it, al_it_end) of each main.py line; the last one is checked against the schema.
+    spans = [(0, n_rounds - 1)] if chain and n_rounds > 1 else [(r, None) for r in range(n_rounds)]
+    first, last = spans[-1]
+    cfg = resolve(dataset, method, seed, first, run_id, extras, last)
     lines = [f"# {method} seed {seed}: {n_rounds} round(s), run folder exp_id {run_id}"]
     if method != C.WSL:
         wsl_id = exp_id(C.WSL, seed, tag)
         resolve(dataset, C.WSL, seed, 0, wsl_id, extras)
         theta0 = shlex.quote(script_path_text(theta0_path(cfg)))
         lines.append(f"[ -f {theta0} ] || time {main_call(python, dataset, C.WSL, seed, 0, wsl_id, extras)}")
-    lines += [f"time {main_call(python, dataset, method, seed, r, run_id, extras)}" for r in range(n_rounds)]
-    return lines
+    return lines + [f"time {main_call(python, dataset, method, seed, first, run_id, extras, last)}"
+                    for first, last in spans]
 
 
 def script_text(blocks: Sequence[Sequence[str]], title: str, repo_root: Path = REPO_ROOT) -> str:
@@ -118,7 +129,7 @@ def script_text(blocks: Sequence[Sequence[str]], title: str, repo_root: Path = R
 
 
 def build_scripts(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], rounds: int | None,
-                  extras: Sequence[str], python: str, tag: str | None = None) -> dict[str, str]:
+                  extras: Sequence[str], python: str, tag: str | None = None, chain: bool = False) -> dict[str, str]:
     """{file name: script text} for every dataset and method; validates everything, writes nothing."""
     for dataset in datasets:
         if dataset not in C.DATASETS:
@@ -139,7 +150,7 @@ def build_scripts(datasets: Sequence[str], methods: Sequence[str], seeds: Sequen
     for dataset in dict.fromkeys(datasets):
         for method in dict.fromkeys(methods):
             n_rounds = study_rounds(dataset, method, rounds, extras)
-            blocks = [seed_block(dataset, method, s, n_rounds, extras, python, tag) for s in seeds]
+            blocks = [seed_block(dataset, method, s, n_rounds, extras, python, tag, chain) for s in seeds]
             name = f"run-{dataset}-{method}"
             scripts[f"{name}.sh"] = script_text(blocks, f"{method} on {dataset}, seeds {' '.join(map(str, seeds))}")
             for s, block in zip(seeds, blocks):
@@ -184,6 +195,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="seeds (default: 0 1 2 3 4)")
     parser.add_argument("--rounds", type=int, default=None, metavar="N",
                         help="rounds per active-learning run (default: the dataset's max_al_its)")
+    parser.add_argument("--chain_rounds", action="store_true",
+                        help="one main.py call per (method, seed) running all its rounds (start-up paid once)")
     parser.add_argument("--exp_tag", default=None, help="suffix of every run id: <method>-seed_<s>-<tag>")
     parser.add_argument("--out", type=Path, default=REPO_ROOT, help="folder of the scripts (default: repository root)")
     parser.add_argument("--python", default=default_python(),
@@ -195,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with exit_on_error(OSError):
         args, extras = parse_args(sys.argv[1:] if argv is None else argv)
         scripts = build_scripts(args.datasets, args.methods, args.seeds, args.rounds, extras, args.python,
-                                args.exp_tag)
+                                args.exp_tag, args.chain_rounds)
         written = write_scripts(scripts, args.out)
     print(f"{len(written)} scripts written to {args.out.resolve()}:")
     for path in written:

@@ -2,11 +2,11 @@
 
 Entropy: engine.acquire.entropy_scores (one pass). MC dropout: engine.acquire.mc_dropout_scores
 (backbone, full-resolution branch and its half of the fusion conv once per batch, the stochastic
-head T times, several passes batched) against bench.naive (the whole network T times per batch). The pool is an
-engine.resident.EvalSet of synthetic samples that share one random image of the size the
-Size names (GlaS-like 522 x 775 at paper size), prepared with the paper's evaluation geometry
-(1 % reflect padding, x0.9), so every prediction is brought back to the original size as in a
-real round. Image content does not change the cost. The pool is built once, at the largest
+head T times, several passes batched) against bench.naive (the whole network T times per batch).
+The pool is an engine.resident.EvalSet of synthetic samples that share one random image of the
+size the Size names (GlaS-like 522 x 775 at paper size), prepared with the paper's evaluation
+geometry (1 % reflect padding, x0.9), so every prediction is brought back to the original size as
+in a real round. Image content does not change the cost. The pool is built once, at the largest
 size, and each pool size scores its first n positions.
 """
 
@@ -80,12 +80,13 @@ def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
     entropy_scores(model, pool, inference, warm)
     mc_dropout_scores(model, pool, inference, warm, t, MC_KIND, seed)
     naive_mc_dropout_scores(model, pool, inference, warm, 1, MC_KIND, seed)
+    # kind: (scorer, passes per image, how it works)
     scorers = {
-        "entropy": (lambda positions: entropy_scores(model, pool, inference, positions), "", "one pass"),
+        "entropy": (lambda positions: entropy_scores(model, pool, inference, positions), 1, "one pass"),
         "mc": (lambda positions: mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
-               f" T={t}", "encode once, head T times"),
+               t, "encode once, head T times"),
         "mc naive": (lambda positions: naive_mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
-                     f" T={t}", "whole network T times"),
+                     t, "whole network T times"),
     }
     rates: dict[str, float] = {}
     rows = []
@@ -95,8 +96,9 @@ def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
         for kind, (score, passes, how) in scorers.items():
             if kind == "mc naive" and n > size.naive_max_pool:
                 continue
-            row = Row("score", f"{kind}{passes} n={n}", "images/s", None, note=f"{shape}; {how}",
-                      extra={"n": n, "passes": t if passes else 1})
+            label = kind if passes == 1 else f"{kind} T={passes}"
+            row = Row("score", f"{label} n={n}", "images/s", None, note=f"{shape}; {how}",
+                      extra={"n": n, "passes": passes})
             projected = _projected_seconds(rates, kind, n)
             if projected is not None and projected > size.max_measure_s:
                 row.note += f"; not run: projected {projected:.0f} s > {size.max_measure_s:.0f} s"

@@ -43,6 +43,16 @@ def test_one_line_per_round_and_seed() -> None:
         assert all(f"--exp_id {method}-seed_" in line for line in own)
 
 
+def test_chained_rounds_are_one_call_per_run() -> None:
+    scripts = gen_configs.build_scripts(["synthetic"], [C.RANDOM, C.FULL_SUP], [0, 2], 3, [], "py", chain=True)
+    for seed in (0, 2):
+        wsl, random = seed_calls(scripts["run-synthetic-Random.sh"], seed)
+        assert wsl.startswith("[ -f ") and "--al_type WSL --al_it 0 --exp_id" in wsl
+        assert f"--al_type Random --al_it 0 --al_it_end 2 --exp_id Random-seed_{seed} " in random
+        *_, full_sup = seed_calls(scripts["run-synthetic-Full_sup.sh"], seed)
+        assert "--al_it 0 --exp_id Full_sup" in full_sup and "--al_it_end" not in full_sup
+
+
 def test_stage2_blocks_start_with_the_guarded_wsl_call() -> None:
     extras = ["--exp_root", "/data/runs", "--debug_subfolder", "dbg", "--max_epochs", "5"]
     scripts = gen_configs.build_scripts(["synthetic"], [C.RANDOM, C.WSL], [1], 2, extras, "py")
