@@ -1,17 +1,27 @@
 """Named sets shared by every part of the framework, defined once."""
 
-# Active-learning methods (method-spec section 4.1).
+# Active-learning methods: the paper's six (method-spec section 4.1), then the standard
+# strategies of the other systems (strategies.md sections 3-5, 8, 9).
 WSL = "WSL"
 RANDOM = "Random"
 ENTROPY = "Entropy"
 MC_DROPOUT = "MC_Dropout"
 LABEL_PROP = "Label_prop"
 FULL_SUP = "Full_sup"
-METHODS = (WSL, RANDOM, ENTROPY, MC_DROPOUT, LABEL_PROP, FULL_SUP)
+LEAST_CONFIDENCE = "Least_confidence"
+MARGIN = "Margin"
+MC_ENTROPY = "MC_entropy"
+MC_BALD = "MC_BALD"
+ENSEMBLE = "Ensemble"
+CORESET = "Coreset"
+HU = "HU"
+HU_KNN = "HU_kNN"
+PAPER_METHODS = (WSL, RANDOM, ENTROPY, MC_DROPOUT, LABEL_PROP, FULL_SUP)
+METHODS = (*PAPER_METHODS, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, ENSEMBLE, CORESET, HU, HU_KNN)
 # Methods that run a single round (no acquisition).
 SINGLE_ROUND_METHODS = (WSL, FULL_SUP)
-# Methods whose oracle picks by a score computed with the current model.
-SCORED_METHODS = (ENTROPY, MC_DROPOUT)
+# Methods that score the pool with stochastic forward passes (they train with dropout on).
+MC_METHODS = (MC_DROPOUT, MC_ENTROPY, MC_BALD)
 
 # Datasets with a reader.
 SYNTHETIC = "synthetic"
@@ -23,13 +33,6 @@ GENERIC = "generic"
 DATASETS = (SYNTHETIC, GLAS, CUB, PH2, OXFORD_FLOWERS, GENERIC)
 # The original's spellings of dataset names (and of their YAML files).
 DATASET_ALIASES = {"Caltech-UCSD-Birds-200-2011": CUB, "Oxford-flowers-102": OXFORD_FLOWERS}
-
-# Tasks and subtasks (the original's spellings).
-SEGMENTATION = "SEGMENTATION"
-TASKS = (SEGMENTATION,)
-CLASSIFICATION = "CLASSIFICATION"
-CL_SEG = "Classification_Segmentation"
-SUBTASKS = (CLASSIFICATION, CL_SEG)
 
 # Sample tags: L = pixel-labelled by the oracle, U = unlabelled, PL = pseudo-labelled.
 L = 0
@@ -43,18 +46,22 @@ VALID = "valid"
 TEST = "test"
 SUBSETS = (TRAIN, VALID, TEST)
 
-# Acquisition scores for MC_Dropout.
-MC_VARIANCE = "variance"
-MC_BALD = "bald"
-MC_SCORES = (MC_VARIANCE, MC_BALD)
+# Scores over stochastic passes or ensemble members (strategies.md section 4).
+SCORE_ENTROPY = "entropy"
+SCORE_VARIANCE = "variance"
+SCORE_BALD = "bald"
+MC_SCORES = (SCORE_VARIANCE, SCORE_BALD)          # MC_Dropout's mc_score
+ENSEMBLE_SCORES = (SCORE_ENTROPY, SCORE_BALD, SCORE_VARIANCE)
+
+# Hidden Uncertainty's greedy PCA search: the criterion that picks the dimension (strategies.md 9).
+HU_PCA_METRICS = ("val", "L2", "L1", "val_l2", "train_val_l2")
 
 # Segmentation-loss normalisation (see losses/hybrid.py).
 NORM_SAMPLE = "sample"
 NORM_GROUP = "group"
 SEG_LOSS_NORMS = (NORM_SAMPLE, NORM_GROUP)
 
-# Optimisers and schedules.
-OPTIMISERS = ("sgd",)
+# Learning-rate schedules.
 SCHEDULERS = ("mystep", "none")
 
 # Image resampling filters accepted for the one-off rescaling of images.

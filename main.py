@@ -4,9 +4,10 @@
     python main.py --yaml synthetic.yaml --al_type Random --MYSEED 0 --al_it 0  # one round
     python main.py --yaml synthetic.yaml --al_type Label_prop --al_it 0 --al_it_end 4
 
-A round: start from theta0 -> train the segmentation head on L (and the pseudo-labelled P) ->
-evaluate at original resolution -> the oracle picks U' -> (Label_prop) pair U'' by kNN and
-pseudo-label it -> write the round's state. A finished round is skipped when called again; an
+A round: start from theta0 -> train the segmentation head on L (and the pseudo-labelled P; a deep
+ensemble trains several) -> evaluate at original resolution -> the method's strategy
+(al/strategies) scores the candidates and picks U' -> (Label_prop) pair U'' by kNN and
+pseudo-label it -> write the round's state (al.state.RoundState). A finished round is skipped when called again; an
 interrupted one starts again cleanly. The run folder layout is documented in al/state.py.
 """
 
@@ -17,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,20 @@ import constants as C
 from al import selection
 from al.methods import METHODS, Method
 from al.pseudo_label import FeatureSettings, load_or_build, merge_pairs, pair_unlabelled
-from al.state import RunFolder, RunLockedError, RunStateError, experiment_dir, run_dir, theta0_path
+from al.state import (
+    BestEpoch,
+    RoundState,
+    RunFolder,
+    RunLockedError,
+    RunStateError,
+    experiment_dir,
+    run_dir,
+    theta0_path,
+)
+from al.strategies import Strategy, StrategySettings, build_strategy
+from al.strategies.base import Evidence, Selection
 from data.records import DataError
-from engine.acquire import entropy_scores, mc_dropout_scores
+from engine.acquire import gather_evidence
 from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
 from engine.context import RunData, inference, load_data, train_settings
 from engine.evaluate import (
@@ -41,10 +54,11 @@ from engine.evaluate import (
     validation_dice,
     wsl_metrics,
 )
+from engine.resident import TrainPool
 from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everything, select_device, set_deterministic
 from engine.train import BestModel, fit
 from losses.hybrid import HybridLoss
-from models.backbone import PretrainedWeightsError
+from models.backbone import STAGE_CHANNELS, PretrainedWeightsError
 from parseit import Config, config_differences, exit_on_error, help_text, parse_config, save_config, summary
 
 # Keys that may change between calls on the same run folder without changing its results.
@@ -90,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_rounds(cfg: Config) -> None:
     device = select_device(cfg.device, cfg.cudaid)
     set_deterministic(cfg.deterministic)
+    method = METHODS[cfg.al_type]
+    strategy = None if method.strategy is None else build_strategy(method.strategy, strategy_settings(cfg))
     with RunFolder(run_dir(cfg)) as run:
-        check_or_save_config(run, cfg)
+        check_config(run, cfg)
         last = cfg.al_it if cfg.al_it_end is None else cfg.al_it_end
         pending = [r for r in range(cfg.al_it, last + 1) if not run.is_done(r)]
         for r in sorted(set(range(cfg.al_it, last + 1)) - set(pending)):
@@ -99,31 +115,35 @@ def run_rounds(cfg: Config) -> None:
         if pending and pending[0] > 0 and not run.is_done(pending[0] - 1):
             raise RunStateError(f"round {pending[0] - 1} of {run.root} has not finished: run it first "
                                 f"(--al_it {pending[0] - 1})")
-        if not pending or (pending[0] > 0 and run.read_state(pending[0] - 1)["exhausted"]):
+        if not pending or (pending[0] > 0 and run.read_state(pending[0] - 1).exhausted):
             if pending:
                 print(f"round {pending[0]}: the pool is exhausted, nothing left to annotate")
             return
         data = load_data(cfg, device)
-        method = METHODS[cfg.al_type]
         theta0 = None if method.stage == 1 else load_theta0(theta0_path(cfg))
+        if strategy is not None:  # refuse before anything is written
+            previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
+            check_strategy(strategy, data, labelled_set(cfg, method, data, previous))
+        if not (run.root / "config.yaml").is_file():
+            save_config(cfg, run.root / "config.yaml")
         for r in pending:
             clock = Clock()
             partial = run.begin_round(r)
             if method.stage == 1:
                 state = stage1_round(cfg, data, device, clock)
             else:
-                state = stage2_round(cfg, method, data, run, r, partial, theta0, device, clock)
+                state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock)
             with clock("write"):
-                state["timings"] = dict(clock.seconds)
+                state.timings = dict(clock.seconds)
                 run.finish_round(r, partial, state)
             print(round_line(state), flush=True)
-            if state["exhausted"] and r < last:
+            if state.exhausted and r < last:
                 print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
                 break
 
 
-def check_or_save_config(run: RunFolder, cfg: Config) -> None:
-    """The first call writes config.yaml; later calls must agree with it on what shapes the results."""
+def check_config(run: RunFolder, cfg: Config) -> None:
+    """Later calls on a run folder must agree with its saved config.yaml on what shapes the results."""
     path = run.root / "config.yaml"
     if path.is_file():
         saved = yaml.safe_load(path.read_text())
@@ -131,11 +151,23 @@ def check_or_save_config(run: RunFolder, cfg: Config) -> None:
         if changed:
             raise RunStateError(f"{run.root} was run with another configuration ({', '.join(changed[:3])} differ): "
                                 "use the same values or a new --exp_id")
-    else:
-        save_config(cfg, path)
 
 
-def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock) -> dict[str, Any]:
+def strategy_settings(cfg: Config) -> StrategySettings:
+    return StrategySettings(mc_passes=cfg.mcdropout_t, mc_score=cfg.mc_score, ensemble_size=cfg.ensemble_size,
+                            ensemble_score=cfg.ensemble_score, coreset_chunk=cfg.coreset_chunk,
+                            hu_ridge=cfg.hu_ridge, hu_pca_dim=cfg.hu_pca_dim, hu_pca_search=cfg.hu_pca_search,
+                            hu_pca_metric=cfg.hu_pca_metric, hu_knn_k=cfg.hu_knn_k,
+                            hu_knn_max_per_class=cfg.hu_knn_max_per_class)
+
+
+def check_strategy(strategy: Strategy, data: RunData, labelled: list[str]) -> None:
+    """The strategy's own preconditions on the labelled set and the feature size."""
+    labels = data.pool.labels[[data.pool.position[i] for i in labelled]]
+    strategy.check(labels, STAGE_CHANNELS[-1])
+
+
+def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock) -> RoundState:
     """WSL: backbone + WILDCAT on every training image's class label; writes theta0."""
     seed_everything(cfg.MYSEED)
     model = build_model(cfg, data.n_classes, device, imagenet=True)
@@ -159,58 +191,47 @@ def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock)
         save_theta0(theta0_path(cfg), model, {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold,
                                               "seed": cfg.MYSEED, "num_classes": data.n_classes,
                                               "valid_acc": best.score, "epoch": best.epoch})
-    n = len(data.pool)
-    return {"round": 0, "method": cfg.al_type, "seed": cfg.MYSEED, "dataset": cfg.dataset, "n_train": n,
-            "labelled": [], "n_labelled": 0, "percent_labelled": 0.0, "selected": [], "pseudo_pairs": {},
-            "exhausted": True, "threshold": None, "theta0": str(theta0_path(cfg)),
-            "best": {"epoch": best.epoch, "cycle": 0, "valid_score": best.score},
-            "metrics": metrics, "history": {"cycle0": {"loss": stats.losses, "valid": stats.valid_scores}}}
+    return RoundState(round=0, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(data.pool),
+                      labelled=[], selected=[], exhausted=True, theta0=str(theta0_path(cfg)),
+                      best=BestEpoch(best.epoch, 0, best.score), metrics=metrics,
+                      history={"cycle0": {"loss": stats.losses, "valid": stats.valid_scores}})
 
 
-def stage2_round(cfg: Config, method: Method, data: RunData, run: RunFolder, r: int, partial: Path,
-                 theta0: dict[str, Any], device: torch.device, clock: Clock) -> dict[str, Any]:
-    """One round of Full_sup, Random, Entropy, MC_Dropout or Label_prop (Algorithm 1 + the second cycle)."""
+def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: RunData, run: RunFolder, r: int,
+                 partial: Path, theta0: dict[str, Any], device: torch.device, clock: Clock) -> RoundState:
+    """One round of a stage-2 method: Algorithm 1 of the paper, with Label_prop's second cycle."""
     infer = inference(cfg, device)
     pool = data.pool
-    ids, labels = pool.ids, pool.labels
     previous = run.read_state(r - 1) if r > 0 else None
     labelled = labelled_set(cfg, method, data, previous)
-    labelled_ids = set(labelled)
-    leftovers = [i for i in ids if i not in labelled_ids]
+    leftovers = [i for i in pool.ids if i not in set(labelled)]
 
-    # P_{r-1}: the pairs of the previous round with the masks its final model drew.
-    previous_pairs: dict[str, str] = dict(previous["pseudo_pairs"]) if previous else {}
-    previous_masks = {u: pool.mask_view(pool.position[u], torch.from_numpy(run.read_mask(r - 1, u)))
-                      for u in previous_pairs}
-    all_pairs = previous_pairs
+    # P_{r-1} (the previous round's pairs with their final masks) and, for Label_prop, this round's U''.
+    carried = carried_pseudo_masks(run, r, previous, pool)
+    pairs = dict(previous.pseudo_pairs) if previous else {}
     if method.pseudo_labels:
         with clock("pseudo_label"):
-            cache = load_or_build(experiment_dir(cfg) / "knn_cache", ids, labels.tolist(),
-                                  [s.image for s in data.train], feature_settings(cfg), cfg.knn_block_size,
-                                  device, cfg.progress)
-            all_pairs = merge_pairs(previous_pairs,
-                                    pair_unlabelled(cache, set(labelled), cfg.knn, cfg.knn_block_size, device))
+            pairs = merge_pairs(pairs, pair_by_colour(cfg, data, labelled, device))
 
-    # Cycle 0: theta0 -> L_r plus P_{r-1}.
-    best = None
-    history = {}
+    # Cycle 0: theta0 -> L_r plus P_{r-1}; a deep ensemble trains several members, the best one reports.
+    n_models = 1 if strategy is None else strategy.n_models()
     entries = [(pool.position[i], C.L, None) for i in labelled]
-    entries += [(pool.position[u], C.PL, previous_masks[u]) for u in previous_pairs]
-    model, best, history["cycle0"] = train_cycle(cfg, data, theta0, entries, infer, r, 0, best, clock)
+    entries += [(pool.position[u], C.PL, mask) for u, mask in carried.items()]
+    members, best, history = train_members(cfg, data, theta0, entries, infer, r, n_models, clock)
+    model = members[0]
 
     # Cycle 1 (Label_prop): pseudo-label every pair with the best model so far, retrain from theta0.
-    if method.pseudo_labels and all_pairs:
-        best.restore(model)
+    if method.pseudo_labels and pairs:
         with clock("pseudo_label"):
-            t_pseudo = pseudo_threshold(cfg, model, data, infer)
-            positions = [pool.position[u] for u in all_pairs]
-            masks, _ = predict_masks(model, data.train_eval, infer, t_pseudo, positions)
-            entries = [(pool.position[i], C.L, None) for i in labelled]
-            entries += [(p, C.PL, pool.mask_view(p, masks[p])) for p in positions]
+            pseudo = pseudo_masks(cfg, model, data, infer, list(pairs))
+        entries = [(pool.position[i], C.L, None) for i in labelled]
+        positions = [pool.position[u] for u in pairs]
+        entries += [(p, C.PL, pool.mask_view(p, pseudo.masks[p])) for p in positions]
         model, best, history["cycle1"] = train_cycle(cfg, data, theta0, entries, infer, r, 1, best, clock)
+        best.restore(model)
+        members = [model]
 
-    # Evaluate the best model at original resolution with the threshold estimated on validation.
-    best.restore(model)
+    # Evaluate the reported model at original resolution with the threshold estimated on validation.
     with clock("validate"):
         threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_seg_thres else cfg.seg_threshold
         test = segmentation_metrics(model, data.test, infer, threshold)
@@ -220,54 +241,37 @@ def stage2_round(cfg: Config, method: Method, data: RunData, run: RunFolder, r: 
                                                           [pool.position[i] for i in labelled]).summary()}
 
     # Re-annotate the pairs with the final model; their Dice against the true masks is the paper's Fig. 6.
-    final_masks: dict[int, torch.Tensor] = {}
-    t_pseudo = None
-    if method.pseudo_labels and all_pairs:
+    final = PseudoMasks({}, {}, None)
+    if method.pseudo_labels and pairs:
         with clock("pseudo_label"):
             # Same model and validation set: the round's threshold is reused when both are estimated (or fixed).
-            t_pseudo = threshold if cfg.estimate_pseg_thres == cfg.estimate_seg_thres else \
-                pseudo_threshold(cfg, model, data, infer)
-            final_masks, pseudo_dice = predict_masks(model, data.train_eval, infer, t_pseudo,
-                                                     [pool.position[u] for u in all_pairs])
-            metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(pseudo_dice.values()))) if pseudo_dice
-                                 else None, "n": len(all_pairs)}
+            reuse = threshold if cfg.estimate_pseg_thres == cfg.estimate_seg_thres else None
+            final = pseudo_masks(cfg, model, data, infer, list(pairs), reuse)
+            metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(final.dice.values()))) if final.dice
+                                 else None, "n": len(pairs)}
 
     # The oracle picks U'_{r+1}.
-    scores: dict[str, float] = {}
-    selected: list[str] = []
-    if not method.single_round:
-        candidates = selection.oracle_candidates(leftovers, list(all_pairs), data.n_classes, cfg.protect_pl) \
+    picked = Selection([])
+    if strategy is not None:
+        candidates = selection.oracle_candidates(leftovers, list(pairs), data.n_classes, cfg.protect_pl) \
             if method.pseudo_labels else leftovers
-        candidate_labels = labels[[pool.position[i] for i in candidates]]
-        quota = selection.per_class_quota(selection.round_count(cfg.p_samples, len(ids)), candidate_labels)
-        with clock("score"):
-            values = acquisition_scores(cfg, method, model, data, infer, candidates, r)
-        with clock("select"):
-            if values is None:
-                rng = np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT))
-                selected = selection.select_random_balanced(candidates, candidate_labels, quota, rng)
-            else:
-                scores = dict(zip(candidates, values.tolist()))
-                selected = selection.select_top_balanced(candidates, candidate_labels, values, quota)
+        picked = acquire(cfg, strategy, members, data, infer, candidates, labelled, r, clock)
 
     # P_r for the next round: the pairs not picked by the oracle, with their final masks.
-    picked = set(selected)
-    next_pairs = {u: lab for u, lab in all_pairs.items() if u not in picked}
+    next_pairs = {u: lab for u, lab in pairs.items() if u not in set(picked.selected)}
     with clock("write"):
         for u in next_pairs:
-            run.write_mask(partial, u, final_masks[pool.position[u]].cpu().numpy())
-    n = len(ids)
-    return {"round": r, "method": cfg.al_type, "seed": cfg.MYSEED, "dataset": cfg.dataset, "n_train": n,
-            "labelled": labelled, "n_labelled": len(labelled), "percent_labelled": 100 * len(labelled) / n,
-            "selected": selected, "pseudo_pairs": next_pairs, "n_pseudo_trained": len(all_pairs),
-            "exhausted": method.single_round or len(leftovers) == len(selected),
-            "threshold": threshold, "pseudo_threshold": t_pseudo,
-            "best": {"epoch": best.epoch, "cycle": best.cycle, "valid_score": best.score},
-            "metrics": metrics, "test_dice_per_image": dict(zip(test.ids, test.dice)),
-            "scores": scores, "history": history}
+            run.write_mask(partial, u, final.masks[pool.position[u]].cpu().numpy())
+    return RoundState(round=r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(pool),
+                      labelled=labelled, selected=picked.selected, pseudo_pairs=next_pairs,
+                      n_pseudo_trained=len(pairs),
+                      exhausted=method.single_round or len(leftovers) == len(picked.selected),
+                      threshold=threshold, pseudo_threshold=final.threshold, best=best_epoch(best),
+                      metrics=metrics, test_dice_per_image=dict(zip(test.ids, test.dice)),
+                      scores=picked.scores, history=history)
 
 
-def labelled_set(cfg: Config, method: Method, data: RunData, previous: dict[str, Any] | None) -> list[str]:
+def labelled_set(cfg: Config, method: Method, data: RunData, previous: RoundState | None) -> list[str]:
     """L_r: every train image (Full_sup), L_0 shared by all methods of a seed, or L_{r-1} plus U'_r."""
     pool = data.pool
     if method.single_round:
@@ -275,15 +279,67 @@ def labelled_set(cfg: Config, method: Method, data: RunData, previous: dict[str,
     if previous is None:
         per_class = selection.initial_per_class(cfg.p_init_samples, len(pool), data.n_classes)
         return sorted(selection.initial_labelled(pool.ids, pool.labels, per_class, cfg.MYSEED))
-    return sorted(set(previous["labelled"]) | set(previous["selected"]))
+    return sorted(set(previous.labelled) | set(previous.selected))
+
+
+def carried_pseudo_masks(run: RunFolder, r: int, previous: RoundState | None,
+                         pool: TrainPool) -> dict[str, torch.Tensor]:
+    """P_{r-1}: the previous round's pseudo-masks, brought to the training geometry."""
+    if previous is None:
+        return {}
+    return {u: pool.mask_view(pool.position[u], torch.from_numpy(run.read_mask(r - 1, u)))
+            for u in previous.pseudo_pairs}
+
+
+def pair_by_colour(cfg: Config, data: RunData, labelled: list[str], device: torch.device) -> dict[str, str]:
+    """Label_prop's U'': unlabelled samples paired with a labelled class-mate by colour-histogram kNN."""
+    pool = data.pool
+    cache = load_or_build(experiment_dir(cfg) / "knn_cache", pool.ids, pool.labels.tolist(),
+                          [s.image for s in data.train], feature_settings(cfg), cfg.knn_block_size,
+                          device, cfg.progress)
+    return pair_unlabelled(cache, set(labelled), cfg.knn, cfg.knn_block_size, device)
+
+
+@dataclass
+class PseudoMasks:
+    masks: dict[int, torch.Tensor]   # pool position -> binary mask at original resolution, on the device
+    dice: dict[int, float]           # pool position -> Dice against the true mask
+    threshold: float | None
+
+
+def pseudo_masks(cfg: Config, model: Any, data: RunData, infer: Any, ids: list[str],
+                 threshold: float | None = None) -> PseudoMasks:
+    """Masks the model draws for `ids`, cut at `threshold` or at the pseudo-label threshold of the config."""
+    if threshold is None:
+        threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_pseg_thres else cfg.seg_threshold
+    masks, dice = predict_masks(model, data.train_eval, infer, threshold, [data.pool.position[u] for u in ids])
+    return PseudoMasks(masks, dice, threshold)
+
+
+def train_members(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int,
+                  n_models: int, clock: Clock) -> tuple[list[Any], BestModel, dict[str, Any]]:
+    """Cycle 0 for each of `n_models` members; each ends on its best weights, the best member comes first."""
+    trained = []
+    history: dict[str, Any] = {}
+    for m in range(n_models):
+        model, best, curves = train_cycle(cfg, data, theta0, entries, infer, r, 0, None, clock, member=m)
+        best.restore(model)
+        trained.append((best.score, -m, model, best))
+        history["cycle0" if m == 0 else f"cycle0_member{m}"] = curves
+    trained.sort(key=lambda t: (t[0], t[1]), reverse=True)  # ties: the member with the smaller index
+    _, neg_member, _, best = trained[0]
+    best.member = -neg_member
+    return [t[2] for t in trained], best, history
 
 
 def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int, cycle: int,
-                best: BestModel | None, clock: Clock) -> tuple[Any, BestModel, dict[str, list[float]]]:
+                best: BestModel | None, clock: Clock, member: int = 0) -> tuple[Any, BestModel, dict[str, list[float]]]:
     """A fresh model from theta0 trained on `entries`; the best weights over cycles stay in `best`."""
     # Dropout draws from the global generators: seed them per (round, cycle), so that a round's
     # training does not depend on what ran before it in the process (one round per call or several).
-    seed_everything(derived_seed(cfg.MYSEED, r, cycle, TRAIN))
+    # Ensemble members other than the first differ by their seeds only.
+    extra = (member,) if member else ()
+    seed_everything(derived_seed(cfg.MYSEED, r, cycle, TRAIN, *extra))
     model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg))
     best = best or BestModel(model)
     loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,
@@ -292,27 +348,31 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
     stats = fit(model, data.pool.items(entries), loss,
                 train_settings(cfg, data.pool.geometry.train_crop, segmentation=True), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
-                generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT)),
-                desc=f"{cfg.al_type} r{r} c{cycle}")
+                generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT, *extra)),
+                desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""))
     clock.add("train", stats.train_seconds)
     clock.add("validate", stats.validate_seconds)
     return model, best, {"loss": stats.losses, "valid": stats.valid_scores}
 
 
-def pseudo_threshold(cfg: Config, model: Any, data: RunData, infer: Any) -> float:
-    return estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_pseg_thres else cfg.seg_threshold
+def acquire(cfg: Config, strategy: Strategy, members: list[Any], data: RunData, infer: Any, candidates: list[str],
+            labelled: list[str], r: int, clock: Clock) -> Selection:
+    """The strategy's class-balanced pick among the candidates (the one dispatch point of the strategy axis)."""
+    pool = data.pool
+    candidate_labels = pool.labels[[pool.position[i] for i in candidates]]
+    per_class = selection.per_class_quota(selection.round_count(cfg.p_samples, len(pool)), candidate_labels)
+    evidence = Evidence(candidates=candidates, candidate_labels=candidate_labels, labelled=labelled,
+                        labelled_labels=pool.labels[[pool.position[i] for i in labelled]])
+    with clock("score"):
+        gather_evidence(strategy, members, data.train_eval, data.valid, infer, evidence,
+                        [pool.position[i] for i in candidates], [pool.position[i] for i in labelled],
+                        derived_seed(cfg.MYSEED, r, 0, MC))
+    with clock("select"):
+        return strategy.select(evidence, per_class, np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT)))
 
 
-def acquisition_scores(cfg: Config, method: Method, model: Any, data: RunData, infer: Any,
-                       candidates: list[str], r: int) -> np.ndarray | None:
-    """Scores of the candidates for Entropy and MC_Dropout; None for the random oracle."""
-    positions = [data.pool.position[i] for i in candidates]
-    if method.acquisition == "entropy":
-        return entropy_scores(model, data.train_eval, infer, positions)
-    if method.acquisition == "mc_dropout":
-        return mc_dropout_scores(model, data.train_eval, infer, positions, cfg.mcdropout_t, cfg.mc_score,
-                                 derived_seed(cfg.MYSEED, r, 0, MC))
-    return None
+def best_epoch(best: BestModel) -> BestEpoch:
+    return BestEpoch(epoch=best.epoch, cycle=best.cycle, valid_score=best.score, member=best.member)
 
 
 def feature_settings(cfg: Config) -> FeatureSettings:
@@ -322,19 +382,17 @@ def feature_settings(cfg: Config) -> FeatureSettings:
                            enhance_factor=cfg.enhance_color_fact)
 
 
-def round_line(state: dict[str, Any]) -> str:
-    test = state["metrics"]["test"]
-    parts = [(f"round {state['round']} {state['method']} seed {state['seed']}: "
-              f"{state['n_labelled']} labelled ({state['percent_labelled']:.1f} %)"),
-             f"test Dice {test['dice_idx']:.2f}", f"acc {test['acc']:.2f}"]
-    if state.get("threshold") is not None:
-        parts.append(f"threshold {state['threshold']:.2f}")
-    if "pseudo" in state["metrics"] and state["metrics"]["pseudo"]["dice_idx"] is not None:
-        parts.append(f"pseudo-mask Dice {state['metrics']['pseudo']['dice_idx']:.2f} "
-                     f"({state['metrics']['pseudo']['n']})")
-    if state["selected"]:
-        parts.append(f"selected {len(state['selected'])}")
-    parts.append(f"{sum(state['timings'].values()):.1f} s")
+def round_line(state: RoundState) -> str:
+    parts = [(f"round {state.round} {state.method} seed {state.seed}: "
+              f"{state.n_labelled} labelled ({state.percent_labelled:.1f} %)"),
+             f"test Dice {state.metric('test', 'dice_idx'):.2f}", f"acc {state.metric('test', 'acc'):.2f}"]
+    if state.threshold is not None:
+        parts.append(f"threshold {state.threshold:.2f}")
+    if state.metric("pseudo", "dice_idx") is not None:
+        parts.append(f"pseudo-mask Dice {state.metric('pseudo', 'dice_idx'):.2f} ({state.metrics['pseudo']['n']})")
+    if state.selected:
+        parts.append(f"selected {len(state.selected)}")
+    parts.append(f"{sum(state.timings.values()):.1f} s")
     return " | ".join(parts)
 
 

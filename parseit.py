@@ -12,6 +12,10 @@ Command line: `--key value` or `--key=value` for every key. Keys inside a sectio
 `method_overrides` (so the paper's `--lr 0.1 --base_width 24` keep working). Booleans accept
 true/false in any case and 1/0; `null` (or `None`) sets a nullable key to null; lists are written
 `[a,b]` or `a,b`.
+
+Options of the original that have no effect here (IGNORED_ORIGINAL_KEYS) are accepted on the command
+line, in a YAML file (where the original's files held them) and in `method_overrides`, reported in one
+line on stderr, and left out of the configuration.
 """
 
 from __future__ import annotations
@@ -35,12 +39,22 @@ SEPARATOR = "."
 OVERRIDES_SECTION = "method_overrides"
 # The original wrote its optimiser keys as --optn0__<key>.
 OPTIMIZER_PREFIX = "optn0__"
-# Keys the original's generated scripts pass that have no effect here (unused options of the
-# original): accepted so that its command lines run unchanged, reported, and ignored.
+# Keys of the original that change nothing here (one network, one optimiser, one loss; the task and
+# the classifier freeze follow from al_type), by their place in a YAML file: a YAML file may still
+# hold them there, so that configuration files written before they were dropped keep loading.
+IGNORED_ORIGINAL_PATHS = frozenset({
+    "task", "clustering", "share_masks", "use_dist_global_hist", "sigma_histc", "loss", "segloss_l", "segloss_pl",
+    "scale_seg_u_sch", "seg_elbon", "subtask", "freeze_classifier",
+    "model.name_model", "model.backbone", "optimizer.name_optimizer",
+})
+# Every spelling of a key that the original's generated scripts pass and that has no effect here:
+# accepted so that its command lines run unchanged, reported, and ignored.
 IGNORED_ORIGINAL_KEYS = frozenset({
     "optn0__lr_scheduler", "optn0__t_max", "optn0__beta1", "optn0__beta2", "optn0__eps_adam", "optn0__amsgrad",
     "dropoutnetssl", "resize_mask_opt_mask", "scale_seg_u_end", "scale_seg_u_sigma", "scale_seg_u_p_abstention",
     "num_workers", "pair_w_batch_size", "segloss",
+    *IGNORED_ORIGINAL_PATHS, *(path.rpartition(".")[2] for path in IGNORED_ORIGINAL_PATHS),
+    "optn0__name_optimizer",
 })
 
 
@@ -68,7 +82,7 @@ def _k(tp: type, doc: str, **kw: Any) -> Key:
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
         # Run
-        "al_type": _k(str, "method: WSL (stage 1), Full_sup, Random, Entropy, MC_Dropout, Label_prop",
+        "al_type": _k(str, "method: " + ", ".join(f"{m} (stage 1)" if m == C.WSL else m for m in C.METHODS),
                       choices=C.METHODS),
         "al_it": _k(int, "active-learning round run by this call (0-based)", minimum=0),
         "al_it_end": _k(int, "run rounds al_it..al_it_end in one process (null: al_it only)",
@@ -92,7 +106,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fold_folder": _k(str, "folder holding folds/<dataset>/split_<s>/fold_<f>/ (relative: from the repository)"),
         "split": _k(int, "split index", minimum=0),
         "fold": _k(int, "fold index", minimum=0),
-        "task": _k(str, "task of the study", choices=C.TASKS),
         "cache_dir": _k(str, "on-disk cache of decoded images (null: decode into memory each run)", nullable=True),
         "crop_size": _k(int, "training crop side before the ratio_scale_patch resize", minimum=8),
         "up_scale_small_dim_to": _k(int, "upscale images whose smaller side is below this (null: never)",
@@ -110,46 +123,44 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              minimum=0.0, maximum=100.0),
         "p_samples": _k(float, "percent of the train set the oracle labels per round (count = int(p*N/100))",
                         minimum=0.0, maximum=100.0),
-        "clustering": _k(str, "how Label_prop's oracle picks U' (class-balanced random)", choices=("Random",)),
         "knn": _k(int, "Label_prop: unlabelled neighbours walked before giving up on a labelled one", minimum=1),
         "knn_block_size": _k(int, "tile edge of the pairwise Jensen-Shannon computation: memory ~ 2*block^2*3*bins floats",
                              minimum=1),
         "protect_pl": _k(bool, "keep pseudo-labelled samples away from the oracle while enough others remain"),
-        "share_masks": _k(bool, "pseudo-masks shared across rounds of a run (required by Label_prop)"),
-        "use_dist_global_hist": _k(bool, "Label_prop distance on colour histograms (required by Label_prop)"),
         "nbr_bins_histc": _k(int, "colour-histogram bins", minimum=2),
         "min_histc": _k(float, "colour-histogram lower bound"),
         "max_histc": _k(float, "colour-histogram upper bound"),
-        "sigma_histc": _k(float, "soft-histogram sharpness of the original (>= 1e3 means hard binning, which is used)",
-                          minimum=1e3),
         "resize_h_to_opt_mask": _k(int, "height the similarity features are resized to", minimum=8),
         "smooth_img": _k(bool, "Gaussian smoothing of the similarity features"),
         "smooth_img_ksz": _k(int, "Gaussian kernel size", minimum=1),
         "smooth_img_sigma": _k(float, "Gaussian sigma", minimum=0.0),
         "enhance_color": _k(bool, "saturation boost before the histograms"),
         "enhance_color_fact": _k(float, "saturation factor", minimum=0.0),
-        "mcdropout_t": _k(int, "MC_Dropout: stochastic passes per image (>= 1 for MC_Dropout)", minimum=0),
-        "mc_score": _k(str, "MC_Dropout score: per-pixel variance or BALD (mutual information)",
-                       choices=C.MC_SCORES),
+        "mcdropout_t": _k(int, "MC_Dropout, MC_entropy, MC_BALD: stochastic passes per image", minimum=0),
+        "mc_score": _k(str, "MC_Dropout score: per-pixel variance or BALD (MC_entropy and MC_BALD are their own "
+                       "al_type)", choices=C.MC_SCORES),
+        "ensemble_size": _k(int, "Ensemble: members trained per round", minimum=2),
+        "ensemble_score": _k(str, "Ensemble: entropy = predictive entropy, bald, or variance across members",
+                             choices=C.ENSEMBLE_SCORES),
+        "coreset_chunk": _k(int, "Coreset: candidates per block of distance computations", minimum=1),
+        "hu_ridge": _k(float, "HU: added to the diagonal of each class covariance (sklearn reg_covar; > 0)",
+                       minimum=0.0),
+        "hu_pca_dim": _k(int, "HU: 0 = no PCA, else the PCA size, or the search step when hu_pca_search",
+                         minimum=0),
+        "hu_pca_search": _k(bool, "HU: greedy PCA-size search of strategies.md 9 in steps of hu_pca_dim"),
+        "hu_pca_metric": _k(str, "HU: criterion of the PCA-size search (the size with the lowest value wins)",
+                            choices=C.HU_PCA_METRICS),
+        "hu_knn_k": _k(int, "HU_kNN: neighbours of the kNN classifier", minimum=1),
+        "hu_knn_max_per_class": _k(int, "HU_kNN: labelled samples kept per class (random undersampling)",
+                                   minimum=1),
         # Loss
-        "loss": _k(str, "training loss", choices=("HybridLoss",)),
-        "segloss_l": _k(str, "segmentation loss on pixel-labelled samples (BCE with logits)",
-                        choices=("BinCrossEntropySegmLoss",)),
-        "segloss_pl": _k(str, "segmentation loss on pseudo-labelled samples (BCE with logits)",
-                         choices=("BinCrossEntropySegmLoss",)),
         "scale_cl": _k(float, "weight of the classification term", minimum=0.0),
         "scale_seg": _k(float, "weight of the pixel-labelled segmentation term", minimum=0.0),
         "scale_seg_u": _k(float, "lambda: weight of the pseudo-labelled segmentation term", minimum=0.0),
-        "scale_seg_u_sch": _k(str, "schedule of lambda over epochs", choices=("ConstantWeight",)),
         "weight_pseudo_loss": _k(bool, "multiply the pseudo-labelled term by 1/|P|"),
-        "seg_elbon": _k(bool, "extended log-barrier on the pseudo-labelled term (not supported: false)",
-                        choices=(False,)),
         "seg_loss_normalisation": _k(str, "sample: (sum_L + lambda*sum_PL)/n_masked; group: mean_L + lambda*mean_PL",
                                      choices=C.SEG_LOSS_NORMS),
         # Training
-        "subtask": _k(str, "null: derived from al_type (WSL -> CLASSIFICATION, else Classification_Segmentation)",
-                      choices=C.SUBTASKS, nullable=True),
-        "freeze_classifier": _k(bool, "null: derived (false for WSL, true otherwise)", nullable=True),
         "batch_size": _k(int, "training batch size", minimum=1),
         "valid_batch_size": _k(int, "evaluation batch size (images of one size are batched together)", minimum=1),
         "max_epochs": _k(int, "training epochs per cycle", minimum=1),
@@ -163,8 +174,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                     nullable=True),
     },
     "model": {
-        "name_model": _k(str, "network", choices=("hybrid_model",)),
-        "backbone": _k(str, "backbone", choices=("resnet18",)),
         "num_classes": _k(int, "number of classes (checked against the fold's encoding)", minimum=1),
         "modalities": _k(int, "WILDCAT maps per class", minimum=1),
         "kmax": _k(float, "WILDCAT fraction of top activations", minimum=0.0, maximum=1.0),
@@ -174,11 +183,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "base_width": _k(int, "segmentation head base width", minimum=1),
         "leak": _k(int, "segmentation head bridge width", minimum=1),
         "full_res_width": _k(int, "width of the head's full-resolution branch (64 in the paper)", minimum=1),
-        "backbone_dropout": _k(float, "dropout on backbone outputs and head blocks (MC_Dropout)",
+        "backbone_dropout": _k(float, "dropout on backbone outputs and head blocks (MC_Dropout, MC_entropy, "
+                               "MC_BALD)",
                                minimum=0.0, maximum=0.99),
     },
     "optimizer": {
-        "name_optimizer": _k(str, "optimiser", choices=C.OPTIMISERS),
         "lr": _k(float, "learning rate", minimum=0.0),
         "momentum": _k(float, "SGD momentum", minimum=0.0),
         "nesterov": _k(bool, "Nesterov momentum"),
@@ -385,11 +394,16 @@ def yaml_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
     return candidate
 
 
-def _check_file(raw: Any, source: Path) -> dict[str, Any]:
-    """Validate a YAML file's content: exactly the schema's keys, each of the right type."""
+def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
+    """Validate a YAML file's content: exactly the schema's keys, each of the right type.
+
+    Returns the values and the options of the original the file holds (dotted paths, in file order),
+    which are left out of the values.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys; regenerate it with 'python yaml-gen.py'")
     data: dict[str, Any] = {}
+    ignored: list[str] = []
     for section, keys in SCHEMA.items():
         block = raw if not section else raw.get(section)
         if not isinstance(block, dict):
@@ -400,7 +414,10 @@ def _check_file(raw: Any, source: Path) -> dict[str, Any]:
             if name not in block:
                 raise ConfigError(f"{source}: key '{path}' is missing; regenerate it with 'python yaml-gen.py'")
             out[name] = coerce(path, block[name], from_text=False)
-        extra = set(block) - set(keys) - (set(SCHEMA) | {OVERRIDES_SECTION} if not section else set())
+        prefix = f"{section}{SEPARATOR}" if section else ""
+        ignored += [prefix + name for name in block if prefix + name in IGNORED_ORIGINAL_PATHS]
+        extra = (set(block) - set(keys) - (set(SCHEMA) | {OVERRIDES_SECTION} if not section else set())
+                 - {name for name in block if prefix + name in IGNORED_ORIGINAL_PATHS})
         if extra:
             raise ConfigError(f"{source}: unknown key '{min(extra)}'{' in ' + section if section else ''}; "
                               "remove it or regenerate the file with 'python yaml-gen.py'")
@@ -414,9 +431,10 @@ def _check_file(raw: Any, source: Path) -> dict[str, Any]:
                               f"use one of {', '.join(C.METHODS)}")
         if not isinstance(changes, dict):
             raise ConfigError(f"{source}: {OVERRIDES_SECTION}.{method} must be a mapping of key: value")
+        ignored += [f"{OVERRIDES_SECTION}.{method}.{name}" for name in changes if name in IGNORED_ORIGINAL_KEYS]
         data[OVERRIDES_SECTION][method] = {name: coerce(resolve_key(name), v, from_text=False)
-                                           for name, v in changes.items()}
-    return data
+                                           for name, v in changes.items() if name not in IGNORED_ORIGINAL_KEYS}
+    return data, ignored
 
 
 def split_command_line(argv: Sequence[str]) -> tuple[str | None, dict[str, str]]:
@@ -455,22 +473,8 @@ def _is_number(text: str) -> bool:
 def _derive_and_check(data: dict[str, Any]) -> None:
     """Keys derived from the method, and rules that involve several keys."""
     method = data["al_type"]
-    subtask = C.CLASSIFICATION if method == C.WSL else C.CL_SEG
-    if data["subtask"] not in (None, subtask):
-        raise ConfigError(f"subtask '{data['subtask']}' does not fit al_type {method}: use --subtask {subtask} "
-                          "or leave it null")
-    data["subtask"] = subtask
-    freeze = method != C.WSL
-    if data["freeze_classifier"] not in (None, freeze):
-        raise ConfigError(f"freeze_classifier {data['freeze_classifier']} does not fit al_type {method} "
-                          f"(stage 1 trains the classifier, stage 2 freezes it): use --freeze_classifier {freeze} "
-                          "or leave it null")
-    data["freeze_classifier"] = freeze
     if method == C.WSL and data["estimate_seg_thres"]:
         raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
-    if method == C.LABEL_PROP and not (data["share_masks"] and data["use_dist_global_hist"]):
-        raise ConfigError(f"Label_prop needs share_masks true and use_dist_global_hist true (got "
-                          f"{data['share_masks']} and {data['use_dist_global_hist']}): set both to true")
     if data["al_it"] >= data["max_al_its"]:
         raise ConfigError(f"al_it {data['al_it']} is past the study's last round {data['max_al_its'] - 1}: "
                           "lower --al_it or raise --max_al_its")
@@ -481,9 +485,18 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if method in C.SINGLE_ROUND_METHODS and (data["al_it"] != 0 or end not in (None, 0)):
         raise ConfigError(f"{method} has a single round, got al_it {data['al_it']} and al_it_end {end}: "
                           "use --al_it 0 and no al_it_end")
-    if method == C.MC_DROPOUT and data["mcdropout_t"] < 1:
-        raise ConfigError(f"MC_Dropout needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
+    if method in C.MC_METHODS and data["mcdropout_t"] < 1:
+        raise ConfigError(f"{method} needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
                           "pass --mcdropout_t 50")
+    if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
+        raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
+                          f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
+    if data["hu_ridge"] <= 0:
+        raise ConfigError(f"hu_ridge must be > 0 (a singular class covariance cannot be inverted), got "
+                          f"{data['hu_ridge']:g}: pass --hu_ridge 1e-6")
+    if data["hu_pca_search"] and data["hu_pca_dim"] < 1:
+        raise ConfigError(f"hu_pca_search searches the PCA size in steps of hu_pca_dim, got hu_pca_dim "
+                          f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
     if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
@@ -505,12 +518,14 @@ def parse_config(argv: Sequence[str] | None = None, config_dir: Path = CONFIG_DI
         raw = yaml.safe_load(source.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML ({str(exc).splitlines()[0]}): fix or regenerate it") from None
-    data = _check_file(raw, source)
+    data, in_file = _check_file(raw, source)
     overrides = data.pop(OVERRIDES_SECTION)
 
-    ignored = sorted(name for name in pairs if name in IGNORED_ORIGINAL_KEYS)
-    if ignored:
-        print(f"note: ignoring options of the original that have no effect here: {', '.join(ignored)}",
+    on_cli = sorted(name for name in pairs if name in IGNORED_ORIGINAL_KEYS)
+    groups = [f"{', '.join(names)} ({where})" for names, where in ((on_cli, "command line"), (in_file, source.name))
+              if names]
+    if groups:
+        print(f"note: ignoring options of the original that have no effect here: {'; '.join(groups)}",
               file=sys.stderr)
     if "dataset" in pairs:
         pairs["dataset"] = C.DATASET_ALIASES.get(pairs["dataset"], pairs["dataset"])
@@ -533,15 +548,20 @@ def summary(cfg: Config) -> str:
     return (f"{cfg.al_type} on {cfg.dataset} (split {cfg.split}, fold {cfg.fold}) seed {cfg.MYSEED}, "
             f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n"
             f"  data {cfg.data_root} | crop {cfg.crop_size} x{cfg.ratio_scale_patch} | batch {cfg.batch_size} | "
-            f"epochs {cfg.max_epochs} | {o.name_optimizer} lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/"
+            f"epochs {cfg.max_epochs} | SGD lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/"
             f"{o.gamma:g})\n"
-            f"  model {m.backbone} bw {m.base_width} leak {m.leak} dropout {m.backbone_dropout:g} | "
+            f"  model ResNet-18 hybrid bw {m.base_width} leak {m.leak} dropout {m.backbone_dropout:g} | "
             f"lambda {cfg.scale_seg_u:g} knn {cfg.knn} | device {cfg.device} | deterministic {cfg.deterministic}")
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
                        ignore: Sequence[str] = ()) -> list[str]:
-    """Dotted keys whose values differ between two resolved configurations."""
+    """Dotted schema keys whose values differ between a saved and the current resolved configuration.
+
+    A key the saved configuration lacks is not a difference: the run was started by a version that
+    predates the key. A key the current configuration lacks is one. Keys outside the schema (such as
+    options of the original that earlier versions kept) are not compared.
+    """
     out = []
     for section, keys in SCHEMA.items():
         for name in keys:
@@ -549,8 +569,12 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
             if path in ignore:
                 continue
             try:
-                a, b = _get_path(saved, path), _get_path(current, path)
-            except KeyError:
+                a = _get_path(saved, path)
+            except (KeyError, TypeError):
+                continue
+            try:
+                b = _get_path(current, path)
+            except (KeyError, TypeError):
                 out.append(path)
                 continue
             if a != b:
@@ -576,6 +600,8 @@ def help_text() -> str:
             lines.append(f"[{section}]")
         for name, spec in keys.items():
             lines.append(f"  --{name:<24} {spec.doc} ({_describe(spec)})")
+    lines += ["", "accepted and ignored (options of the original with no effect here): "
+              + ", ".join(f"--{name}" for name in sorted(IGNORED_ORIGINAL_KEYS))]
     return "\n".join(lines)
 
 

@@ -26,12 +26,13 @@ from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 import yaml
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
 import constants as C
-from al.state import RunFolder, RunStateError
+from al.state import RoundState, RunFolder, RunStateError
 from atomic_io import atomic_write, atomic_write_text
 from parseit import REPO_ROOT, exit_on_error
 
@@ -95,7 +96,7 @@ class Run:
     method: str
     seed: int
     folder: Path
-    states: tuple[Mapping[str, Any], ...]
+    states: tuple[RoundState, ...]
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,6 @@ class MethodSummary:
     @property
     def has_pseudo(self) -> bool:
         return any(row.pseudo_dice.n for row in self.rows)
-
-
-def _metric(state: Mapping[str, Any], subset: str, key: str) -> float | None:
-    value = (state.get("metrics", {}).get(subset) or {}).get(key)
-    return None if value is None else float(value)
 
 
 def group_runs(runs: Iterable[Run]) -> dict[str, dict[int, Run]]:
@@ -172,13 +168,13 @@ def summarise_method(method: str, runs: Mapping[int, Run]) -> MethodSummary | No
         states = [run.states[r] for run in kept.values()]
         rows.append(RoundRow(
             round=r,
-            n_labelled=mean_std(float(s["n_labelled"]) for s in states),
-            percent=mean_std(float(s["percent_labelled"]) for s in states),
-            test_dice=mean_std(_metric(s, "test", "dice_idx") for s in states),
-            valid_dice=mean_std(_metric(s, "valid", "dice_idx") for s in states),
-            test_acc=mean_std(_metric(s, "test", "acc") for s in states),
-            pseudo_dice=mean_std(_metric(s, "pseudo", "dice_idx") for s in states)))
-    seed_aucs = tuple(auc([_metric(run.states[r], "test", "dice_idx") for r in range(n)]) for run in kept.values())
+            n_labelled=mean_std(float(s.n_labelled) for s in states),
+            percent=mean_std(s.percent_labelled for s in states),
+            test_dice=mean_std(s.metric("test", "dice_idx") for s in states),
+            valid_dice=mean_std(s.metric("valid", "dice_idx") for s in states),
+            test_acc=mean_std(s.metric("test", "acc") for s in states),
+            pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states)))
+    seed_aucs = tuple(auc([run.states[r].metric("test", "dice_idx") for r in range(n)]) for run in kept.values())
     return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes))
 
 
@@ -254,9 +250,11 @@ def _percent_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
     ax.set_xticklabels([f"{round(x)}" for x in xs[::step]])
 
 
-def colours(summaries: Sequence[MethodSummary]) -> dict[str, str]:
-    """One colour per method, the same in every figure of a dataset."""
-    return {s.method: f"C{i % 10}" for i, s in enumerate(summaries)}
+def colours(summaries: Sequence[MethodSummary]) -> dict[str, Any]:
+    """One colour per method, the same in every figure of a dataset; distinct for up to 20 methods
+    (the default cycle repeats after 10, and every strategy may be on one figure)."""
+    palette = [f"C{i}" for i in range(10)] if len(summaries) <= 10 else list(colormaps["tab20"].colors)
+    return {s.method: palette[i % len(palette)] for i, s in enumerate(summaries)}
 
 
 def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str) -> None:
@@ -356,8 +354,8 @@ def load_run(folder: Path, cfg: Mapping[str, Any]) -> Run:
         if r != len(states):
             break
         state = run.read_state(r)
-        if _metric(state, "test", "dice_idx") is None or not {"percent_labelled", "n_labelled"} <= set(state):
-            raise RunStateError(f"{run.round_dir(r)}/state.json lacks the test Dice, n_labelled or percent_labelled: "
+        if state.metric("test", "dice_idx") is None:
+            raise RunStateError(f"{run.round_dir(r)}/state.json lacks the test Dice: "
                                 "it was not written by main.py; delete that round and run it again")
         states.append(state)
     return Run(method=str(cfg["al_type"]), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states))

@@ -42,7 +42,6 @@ BASE: dict[str, Any] = {
     "fold_folder": "folds",
     "split": 0,
     "fold": 0,
-    "task": C.SEGMENTATION,
     "cache_dir": None,
     "crop_size": 416,
     "up_scale_small_dim_to": 432,
@@ -56,16 +55,12 @@ BASE: dict[str, Any] = {
     # GlaS: 4 images per class at round 0 and 2 per round, out of 67 training images.
     "p_init_samples": 800 / 67,
     "p_samples": 200 / 67,
-    "clustering": "Random",
     "knn": 40,
     "knn_block_size": 256,
     "protect_pl": True,
-    "share_masks": True,
-    "use_dist_global_hist": True,
     "nbr_bins_histc": 256,
     "min_histc": 0.0,
     "max_histc": 1.0,
-    "sigma_histc": 1e5,
     "resize_h_to_opt_mask": 128,
     "smooth_img": True,
     "smooth_img_ksz": 3,
@@ -73,19 +68,21 @@ BASE: dict[str, Any] = {
     "enhance_color": True,
     "enhance_color_fact": 3.0,
     "mcdropout_t": 50,
-    "mc_score": C.MC_VARIANCE,
-    "loss": "HybridLoss",
-    "segloss_l": "BinCrossEntropySegmLoss",
-    "segloss_pl": "BinCrossEntropySegmLoss",
+    "mc_score": C.SCORE_VARIANCE,
+    "ensemble_size": 5,
+    "ensemble_score": C.SCORE_ENTROPY,
+    "coreset_chunk": 4096,
+    "hu_ridge": 1e-6,
+    "hu_pca_dim": 0,
+    "hu_pca_search": False,
+    "hu_pca_metric": "val",
+    "hu_knn_k": 5,
+    "hu_knn_max_per_class": 1000,
     "scale_cl": 1.0,
     "scale_seg": 1.0,
     "scale_seg_u": 0.1,
-    "scale_seg_u_sch": "ConstantWeight",
     "weight_pseudo_loss": False,
-    "seg_elbon": False,
     "seg_loss_normalisation": C.NORM_SAMPLE,
-    "subtask": None,
-    "freeze_classifier": None,
     "batch_size": 20,
     "valid_batch_size": 20,
     "max_epochs": 1000,
@@ -96,8 +93,6 @@ BASE: dict[str, Any] = {
     "pre_trained": True,
     "imagenet_weights_path": None,
     "model": {
-        "name_model": "hybrid_model",
-        "backbone": "resnet18",
         "num_classes": 2,
         "modalities": 5,
         "kmax": 0.1,
@@ -110,7 +105,6 @@ BASE: dict[str, Any] = {
         "backbone_dropout": 0.0,
     },
     "optimizer": {
-        "name_optimizer": "sgd",
         "lr": 0.1,
         "momentum": 0.9,
         "nesterov": True,
@@ -123,6 +117,7 @@ BASE: dict[str, Any] = {
     },
     OVERRIDES_SECTION: {
         C.WSL: {"lr": 1e-4, "estimate_seg_thres": False, "estimate_pseg_thres": False},
+        # MC_entropy and MC_BALD get the same override (see dataset_values).
         C.MC_DROPOUT: {"backbone_dropout": 0.2},
     },
 }
@@ -203,6 +198,7 @@ DATASETS: dict[str, dict[str, Any]] = {
         "knn": 1,
         "resize_h_to_opt_mask": 80,
         "mcdropout_t": 10,
+        "ensemble_size": 3,
         "batch_size": 3,
         "valid_batch_size": 32,
         "max_epochs": 15,
@@ -254,8 +250,28 @@ def render(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dataset_values(name: str) -> dict[str, Any]:
+    """BASE with the dataset's changes.
+
+    The Monte-Carlo methods (C.MC_METHODS) all sample dropout masks, so each one without an override
+    of its own gets MC_Dropout's, listed right after it.
+    """
+    values = merged(BASE, DATASETS[name])
+    overrides = values[OVERRIDES_SECTION]
+    if C.MC_DROPOUT in overrides:
+        ordered: dict[str, Any] = {}
+        for method, changes in overrides.items():
+            ordered[method] = changes
+            if method == C.MC_DROPOUT:
+                for other in C.MC_METHODS:
+                    if other not in overrides:
+                        ordered[other] = copy.deepcopy(changes)
+        values[OVERRIDES_SECTION] = ordered
+    return values
+
+
 def render_dataset(name: str) -> str:
-    return render(merged(BASE, DATASETS[name]))
+    return render(dataset_values(name))
 
 
 def main() -> None:

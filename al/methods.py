@@ -1,4 +1,4 @@
-"""What each method trains on and how its oracle picks: a registry, not if-chains in main.py."""
+"""What each method trains on and which strategy its oracle uses: a registry, not if-chains in main.py."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ class Method:
     name: str
     stage: int                 # 1: classifier on image labels (theta0); 2: segmentation head from theta0
     single_round: bool         # WSL and Full_sup: no acquisition, one round
-    acquisition: str | None    # "random", "entropy", "mc_dropout", or None
+    strategy: str | None       # name in al.strategies.STRATEGIES; None for the single-round methods
     pseudo_labels: bool        # Label_prop: trains a second cycle on L plus pseudo-labelled samples
 
 
+def _active(name: str, strategy: str | None = None) -> Method:
+    """A stage-2 method whose oracle picks with `strategy` (by default the strategy of the same name)."""
+    return Method(name, stage=2, single_round=False, strategy=strategy or name, pseudo_labels=False)
+
+
 METHODS: dict[str, Method] = {
-    C.WSL: Method(C.WSL, stage=1, single_round=True, acquisition=None, pseudo_labels=False),
-    C.FULL_SUP: Method(C.FULL_SUP, stage=2, single_round=True, acquisition=None, pseudo_labels=False),
-    C.RANDOM: Method(C.RANDOM, stage=2, single_round=False, acquisition="random", pseudo_labels=False),
-    C.ENTROPY: Method(C.ENTROPY, stage=2, single_round=False, acquisition="entropy", pseudo_labels=False),
-    C.MC_DROPOUT: Method(C.MC_DROPOUT, stage=2, single_round=False, acquisition="mc_dropout", pseudo_labels=False),
-    C.LABEL_PROP: Method(C.LABEL_PROP, stage=2, single_round=False, acquisition="random", pseudo_labels=True),
+    C.WSL: Method(C.WSL, stage=1, single_round=True, strategy=None, pseudo_labels=False),
+    C.FULL_SUP: Method(C.FULL_SUP, stage=2, single_round=True, strategy=None, pseudo_labels=False),
+    C.LABEL_PROP: Method(C.LABEL_PROP, stage=2, single_round=False, strategy=C.RANDOM, pseudo_labels=True),
+    **{name: _active(name) for name in (C.RANDOM, C.ENTROPY, C.MC_DROPOUT, C.LEAST_CONFIDENCE, C.MARGIN,
+                                        C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN)},
 }

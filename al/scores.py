@@ -34,8 +34,8 @@ def mean_binary_entropy(p: Tensor) -> Tensor:
     return binary_entropy(p).reshape(p.shape[0], -1).mean(dim=1, dtype=torch.float64)
 
 
-class MCDropoutStats:
-    """Streaming statistics of T stochastic forward passes of one batch.
+class PassStats:
+    """Streaming statistics of T forward passes of one batch: MC-dropout passes or ensemble members.
 
     Keeps O(B·pixels) float64 state (running mean of p, running sum of squared deviations, running
     mean of H(p)) instead of the T×pixels stack, updated with Welford's recurrences: identical passes
@@ -77,6 +77,11 @@ class MCDropoutStats:
         self._require_passes()
         return (self._m2 / self.count).mean(dim=1).clamp_min(0.0)
 
+    def predictive_entropy(self) -> Tensor:
+        """Mean over pixels of H(mean_t p), the entropy of the mean prediction, float64 (B,)."""
+        self._require_passes()
+        return binary_entropy(self._mean).mean(dim=1)
+
     def bald(self) -> Tensor:
         """Mean over pixels of H(mean_t p) - mean_t H(p) (mutual information), float64 (B,)."""
         self._require_passes()
@@ -85,3 +90,15 @@ class MCDropoutStats:
     def _require_passes(self) -> None:
         if self.count == 0:
             raise ValueError("no pass was added; call update() at least once before reading scores")
+
+
+
+# The scores of several passes or members, by name (strategies.md 4).
+PASS_SCORES = {"entropy": PassStats.predictive_entropy, "bald": PassStats.bald, "variance": PassStats.variance}
+
+
+def pass_score(stats: PassStats, kind: str) -> Tensor:
+    """The named score of several passes or members: "entropy" (predictive), "bald" or "variance"."""
+    if kind not in PASS_SCORES:
+        raise ValueError(f"unknown pass score '{kind}': use one of {', '.join(PASS_SCORES)}")
+    return PASS_SCORES[kind](stats)

@@ -8,7 +8,7 @@ Layout of one fold's experiments:
         <exp_id>/              one run (one method and one seed, every round):
         config.yaml            resolved configuration of the run (later calls must agree with it)
         lock                   held (flock) by the process working on the run; holds its pid
-        round_000/state.json   everything round 0 decided and measured (see RoundState)
+        round_000/state.json   everything round 0 decided and measured (a RoundState, versioned)
         round_000/pseudo_masks/<id>.png   pseudo-masks that round r+1 trains on (Label_prop)
         round_001/...
         round_003.partial/     a round in progress; removed when the round is started again
@@ -24,7 +24,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from parseit import Config, resolve_path
 
 STATE_FILE = "state.json"
 MASKS_DIR = "pseudo_masks"
+# Version 1: written before the strategy plug-ins (no "version" key, no best.member).
+STATE_VERSION = 2
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -78,14 +80,115 @@ def read_json(path: Path) -> Any:
             from None
 
 
+@dataclass
+class BestEpoch:
+    """Where the round's reported weights come from: epoch, cycle, ensemble member, validation score."""
+
+    epoch: int
+    cycle: int
+    valid_score: float
+    member: int = 0
+
+
+@dataclass
+class RoundState:
+    """Everything one round decided and measured: the one contract between main.py, resume, the
+    plot script and the benchmarks. `to_json`/`from_json` give the file; older versions still read."""
+
+    round: int
+    method: str
+    seed: int
+    dataset: str
+    n_train: int
+    labelled: list[str]
+    selected: list[str]
+    exhausted: bool
+    best: BestEpoch
+    metrics: dict[str, Any]                  # subset -> {"dice_idx", "miou", "acc", "n", ...}
+    history: dict[str, Any]                  # cycle (and member) -> {"loss": [...], "valid": [...]}
+    pseudo_pairs: dict[str, str] = field(default_factory=dict)   # P_r: unlabelled id -> labelled partner
+    n_pseudo_trained: int = 0
+    threshold: float | None = None
+    pseudo_threshold: float | None = None
+    theta0: str | None = None
+    test_dice_per_image: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)       # strategy score of every scored candidate
+    timings: dict[str, float] = field(default_factory=dict)      # seconds per phase
+    version: int = STATE_VERSION
+
+    @property
+    def n_labelled(self) -> int:
+        return len(self.labelled)
+
+    @property
+    def percent_labelled(self) -> float:
+        return 100 * len(self.labelled) / self.n_train
+
+    def metric(self, subset: str, key: str) -> float | None:
+        """metrics[subset][key], or None when the round did not measure it."""
+        value = (self.metrics.get(subset) or {}).get(key)
+        return None if value is None else float(value)
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content; n_labelled and percent_labelled are written for readers of the JSON."""
+        payload = asdict(self)
+        payload["n_labelled"] = self.n_labelled
+        payload["percent_labelled"] = self.percent_labelled
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: Any, source: Path | str = "state.json") -> RoundState:
+        """A state from its file's content (any version up to this one); RunStateError names what is wrong."""
+        def bad(problem: str) -> RunStateError:
+            return RunStateError(f"{source}: {problem}; delete that round's folder and run the round again")
+
+        if not isinstance(payload, dict):
+            raise bad("not a round state (expected a JSON object)")
+        version = payload.get("version", 1)
+        if not isinstance(version, int) or not 1 <= version <= STATE_VERSION:
+            raise RunStateError(f"{source} has state version {version!r}, this version reads 1 to {STATE_VERSION}: "
+                                "use the version of the framework that wrote it")
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name not in payload:
+                if spec.default is not MISSING or spec.default_factory is not MISSING:
+                    continue
+                raise bad(f"key '{spec.name}' is missing")
+            values[spec.name] = payload[spec.name]
+        for name, types in _STATE_TYPES.items():
+            if name in values and not isinstance(values[name], types):
+                raise bad(f"key '{name}' has type {type(values[name]).__name__}")
+            if name in values and isinstance(values[name], bool) and bool not in types:
+                raise bad(f"key '{name}' has type bool")
+        best = values["best"]
+        if not isinstance(best, dict) or not {"epoch", "cycle", "valid_score"} <= set(best):
+            raise bad("key 'best' lacks epoch, cycle or valid_score")
+        values["best"] = BestEpoch(int(best["epoch"]), int(best["cycle"]),
+                                   float(best["valid_score"]), int(best.get("member", 0)))
+        values["version"] = STATE_VERSION
+        return cls(**values)
+
+
+# Expected JSON types of the round state's keys (checked when a file is read).
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "round": (int,), "method": (str,), "seed": (int,), "dataset": (str,), "n_train": (int,),
+    "labelled": (list,), "selected": (list,), "exhausted": (bool,), "metrics": (dict,), "history": (dict,),
+    "pseudo_pairs": (dict,), "n_pseudo_trained": (int,), "threshold": (float, int, type(None)),
+    "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "test_dice_per_image": (dict,),
+    "scores": (dict,), "timings": (dict,),
+}
+
+
 class RunFolder:
     """One run's folder, locked for the lifetime of the object (released on close or process exit)."""
 
     def __init__(self, root: Path):
         self.root = root
         self._lock_handle: Any = None
+        self._created = False
 
     def lock(self) -> None:
+        self._created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         handle = open(self.root / "lock", "a+")  # noqa: SIM115 (held open: the lock lives as long as it)
         try:
@@ -103,7 +206,12 @@ class RunFolder:
         self._lock_handle = handle
 
     def close(self) -> None:
+        """Release the lock; a folder this lock created and nothing else wrote into is removed again,
+        so that a call refused before its first write leaves no trace."""
         if self._lock_handle is not None:
+            if self._created and [p.name for p in self.root.iterdir()] == ["lock"]:
+                (self.root / "lock").unlink()
+                self.root.rmdir()
             fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
@@ -126,11 +234,11 @@ class RunFolder:
         return sorted(int(p.name.split("_")[1]) for p in self.root.glob("round_[0-9][0-9][0-9]")
                       if (p / STATE_FILE).is_file())
 
-    def read_state(self, r: int) -> dict[str, Any]:
+    def read_state(self, r: int) -> RoundState:
         path = self.round_dir(r) / STATE_FILE
         if not path.is_file():
             raise RunStateError(f"round {r} of {self.root} has not finished: run it first (--al_it {r})")
-        return read_json(path)
+        return RoundState.from_json(read_json(path), path)
 
     def begin_round(self, r: int) -> Path:
         """A clean scratch folder for round r (whatever an interrupted attempt left is removed)."""
@@ -140,9 +248,9 @@ class RunFolder:
         partial.mkdir(parents=True)
         return partial
 
-    def finish_round(self, r: int, partial: Path, state: Mapping[str, Any]) -> None:
+    def finish_round(self, r: int, partial: Path, state: RoundState) -> None:
         """Write the state last, then publish the folder with one rename."""
-        atomic_write_json(partial / STATE_FILE, state)
+        atomic_write_json(partial / STATE_FILE, state.to_json())
         final = self.round_dir(r)
         if final.exists():
             raise RunStateError(f"round {r} already finished in {self.root}: delete {final} to run it again")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole study on the embedded synthetic set, on the CPU: folds, WSL (theta0), then Random,
-# Entropy, MC_Dropout, Label_prop and Full_sup for seeds 0 and 1 over 3 rounds, then the figures.
+# Entropy, MC_Dropout, Label_prop and Full_sup (the paper's methods) and the Margin and Coreset
+# strategies for seeds 0 and 1 over 3 rounds, then the figures.
 # It runs the very scripts gen_configs.py writes, with --chain_rounds: one main.py process per
 # (method, seed), so the start-up (imports, data, model) is paid once per run instead of once per
 # round. Finished rounds are skipped, so a killed demo is resumed by running it again.
@@ -11,7 +12,7 @@ cd "$repo"
 py="$repo/.venv/bin/python"
 [ -x "$py" ] || py=python3
 scripts="exps/demo/scripts"
-methods=(Random Entropy MC_Dropout Label_prop Full_sup)
+methods=(Random Entropy Margin Coreset MC_Dropout Label_prop Full_sup)
 start=$SECONDS
 
 "$py" create_folds.py --dataset synthetic --data_root datasets/synthetic >/dev/null

@@ -1,40 +1,55 @@
-"""Acquisition scores of the unlabelled pool, computed with the current model.
+"""The evidence strategies ask for, computed with the round's model(s) on the device.
 
-Entropy: one pass. MC dropout: the deterministic part of the network (backbone, full-resolution
-branch and that branch's half of the fusion conv) runs once per batch and only the stochastic head
-runs T times, several passes batched together; statistics are reduced on the device as passes arrive, so nothing of
-size T x H x W is ever held for the pool.
+- Image scores from one pass: the strategy's per-pixel score of the class vector (1 - p, p),
+  averaged over the valid pixels of each image at original resolution.
+- MC dropout: the deterministic part of the network (backbone, full-resolution branch and that
+  branch's half of the fusion conv) runs once per batch and only the stochastic head runs T times,
+  several passes batched together; statistics are reduced on the device as passes arrive, so
+  nothing of size T x H x W is ever held for the pool.
+- Ensemble members: the same statistics over the members' probabilities.
+- Pooled encoder features: global average of the last backbone stage (core-set, HU).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from al.scores import MCDropoutStats, mean_binary_entropy
+from al.scores import PassStats
+from al.strategies.base import (
+    FEATURES,
+    MC_PASSES,
+    MEMBERS,
+    PROBABILITIES,
+    VALID_FEATURES,
+    Evidence,
+    Strategy,
+    two_class,
+)
 from data.views import restore_logits
-from engine.evaluate import Inference, predict
+from engine.evaluate import Inference, evaluating, predict
 from engine.resident import EvalSet
 from engine.runtime import autocast
 
 
-def entropy_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int]) -> np.ndarray:
-    """Mean binary entropy of the foreground probability at original resolution, per image."""
+def image_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
+                 pixel_scores: Callable[[Tensor], Tensor]) -> np.ndarray:
+    """Mean over valid pixels of pixel_scores((1 - p, p)) at original resolution, per image (float64)."""
     out = np.zeros(len(positions))
     where = {p: i for i, p in enumerate(positions)}
     for batch, probs, _ in predict(model, pool, inference, positions):
-        values = mean_binary_entropy(probs).cpu().numpy()
-        out[[where[p] for p in batch.positions]] = values
+        values = pixel_scores(two_class(probs)).reshape(probs.shape[0], -1).mean(dim=1, dtype=torch.float64)
+        out[[where[p] for p in batch.positions]] = values.cpu().numpy()
     return out
 
 
 @torch.no_grad()
-def mc_dropout_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
-                      passes: int, kind: str, seed: int, max_batch: int = 64) -> np.ndarray:
-    """Per-image MC-dropout score over `passes` stochastic passes: "variance" or "bald".
+def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
+                   passes: int, reduce: Callable[[PassStats], Tensor], seed: int, max_batch: int = 64) -> np.ndarray:
+    """Per-image score `reduce(stats)` over `passes` stochastic passes.
 
     The dropout masks come from the global generator seeded with `seed`, so a rerun draws the
     same masks. `max_batch` bounds how many (image, pass) pairs go through the head at once.
@@ -46,7 +61,7 @@ def mc_dropout_scores(model: nn.Module, pool: EvalSet, inference: Inference, pos
         for batch in pool.batches(positions):
             x = inference.prepare(batch.images)
             b = x.shape[0]
-            stats = MCDropoutStats()
+            stats = PassStats()
             with autocast(inference.device, inference.bf16):
                 enc = model.encode(x, sampling=True)
             per_call = max(1, min(passes, max_batch // b))
@@ -60,6 +75,65 @@ def mc_dropout_scores(model: nn.Module, pool: EvalSet, inference: Inference, pos
                 for j in range(t):
                     stats.update(probs[:, j])
                 done += t
-            values = (stats.bald() if kind == "bald" else stats.variance()).cpu().numpy()
-            out[[where[p] for p in batch.positions]] = values
+            out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def member_scores(members: Sequence[nn.Module], pool: EvalSet, inference: Inference, positions: Sequence[int],
+                  reduce: Callable[[PassStats], Tensor]) -> np.ndarray:
+    """Per-image score `reduce(stats)` over the members' foreground probabilities (deterministic passes)."""
+    out = np.zeros(len(positions))
+    where = {p: i for i, p in enumerate(positions)}
+    for batch in pool.batches(positions):
+        x = inference.prepare(batch.images)
+        stats = PassStats()
+        for member in members:
+            with evaluating(member), autocast(inference.device, inference.bf16):
+                logits = member.segment(member.encode(x))
+            stats.update(torch.sigmoid(restore_logits(logits.float(), batch.geometry)))
+        out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def pooled_features(model: nn.Module, eval_set: EvalSet, inference: Inference,
+                    positions: Sequence[int]) -> Tensor:
+    """(n, D) float32 global averages of the last backbone stage, in the order of `positions`, on the device."""
+    rows: dict[int, Tensor] = {}
+    with evaluating(model):
+        for batch in eval_set.batches(positions):
+            with autocast(inference.device, inference.bf16):
+                enc = model.encode(inference.prepare(batch.images), with_full_res=False)
+            pooled = enc.stages[-1].float().mean(dim=(2, 3))
+            rows.update(zip(batch.positions, pooled))
+    if not positions:
+        return torch.zeros(0, feature_dim(model), device=inference.device)
+    return torch.stack([rows[p] for p in positions])
+
+
+def feature_dim(model: nn.Module) -> int:
+    """Size of the pooled encoder features (512 for ResNet-18)."""
+    return int(model.backbone.out_channels[-1])
+
+
+def gather_evidence(strategy: Strategy, members: Sequence[nn.Module], train_eval: EvalSet, valid: EvalSet,
+                    inference: Inference, evidence: Evidence, positions: Sequence[int],
+                    labelled_positions: Sequence[int], mc_seed: int) -> Evidence:
+    """Fill `evidence` with what the strategy declared it needs; members[0] is the round's model."""
+    model = members[0]
+    needs = strategy.required()
+    if PROBABILITIES in needs:
+        evidence.image_scores = image_scores(model, train_eval, inference, positions, strategy.pixel_scores)
+    if MC_PASSES in needs:
+        evidence.image_scores = mc_pass_scores(model, train_eval, inference, positions,
+                                               strategy.settings.mc_passes, strategy.pass_scores, mc_seed)
+    if MEMBERS in needs:
+        evidence.image_scores = member_scores(members, train_eval, inference, positions, strategy.pass_scores)
+    if FEATURES in needs:
+        evidence.candidate_features = pooled_features(model, train_eval, inference, positions)
+        evidence.labelled_features = pooled_features(model, train_eval, inference, labelled_positions)
+    if VALID_FEATURES in needs:
+        evidence.valid_features = pooled_features(model, valid, inference, range(len(valid)))
+        evidence.valid_labels = valid.labels
+    return evidence

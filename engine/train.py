@@ -68,6 +68,7 @@ class BestModel:
         self.score = -math.inf
         self.epoch = -1
         self.cycle = -1
+        self.member = 0     # which model of a deep ensemble (set by the caller)
 
     def offer(self, model: nn.Module, score: float, epoch: int, cycle: int) -> bool:
         """Keep the weights if they are at least as good (ties go to the later epoch, as the original)."""

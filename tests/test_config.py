@@ -16,6 +16,7 @@ import constants as C
 from al.selection import initial_per_class, round_count
 from parseit import (
     CONFIG_DIR,
+    IGNORED_ORIGINAL_KEYS,
     SCHEMA,
     Config,
     ConfigError,
@@ -63,8 +64,8 @@ def yaml_gen() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def main_runs() -> dict[str, subprocess.CompletedProcess]:
-    """`main.py --yaml glas.yaml --lr abc` and `main.py --help`, run side by side (each imports torch)."""
-    commands = {"bad_lr": [*GLAS, "--lr", "abc"], "help": ["--help"]}
+    """`main.py --yaml glas.yaml --lr abc`, `--al_type Nope` and `--help`, run side by side (each imports torch)."""
+    commands = {"bad_lr": [*GLAS, "--lr", "abc"], "bad_method": [*GLAS, "--al_type", "Nope"], "help": ["--help"]}
     procs = {name: subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
              for name, args in commands.items()}
@@ -153,11 +154,13 @@ def test_schema_has_no_list_keys() -> None:
 CHOICES = [
     ("al_type", "Entropy", "entropy"),
     ("dataset", C.CUB, "CUB"),
-    ("task", C.SEGMENTATION, "CLASSIFICATION"),
     ("device", "cpu", "gpu"),
-    ("name_optimizer", "sgd", "adam"),
     ("name_lr_scheduler", "none", "cosine"),
-    ("mc_score", C.MC_BALD, "BALD"),
+    ("mc_score", C.SCORE_BALD, "BALD"),
+    ("mc_score", C.SCORE_VARIANCE, "entropy"),
+    ("ensemble_score", C.SCORE_BALD, "mutual_information"),
+    ("ensemble_score", C.SCORE_VARIANCE, "Entropy"),
+    ("hu_pca_metric", "val_l2", "l2"),
     ("seg_loss_normalisation", C.NORM_GROUP, "batch"),
     ("padding_mode", "constant", "zeros"),
     ("scale_algo", "BICUBIC", "bicubic"),
@@ -179,15 +182,8 @@ def test_every_choice_of_every_choice_key_is_accepted() -> None:
             if spec.choices is None or spec.type is not str:
                 continue
             for choice in spec.choices:
-                if name in ("al_type", "subtask"):
-                    continue  # these must fit the method: covered below
                 cfg = _cfg(f"--{section + '.' if section else ''}{name}", choice)
                 assert (cfg[section] if section else cfg)[name] == choice
-
-
-def test_unsupported_elbon_is_rejected() -> None:
-    assert _cfg("--seg_elbon", "False").seg_elbon is False
-    assert "seg_elbon" in _error([*GLAS, "--seg_elbon", "True"])
 
 
 @pytest.mark.parametrize(("key", "inside", "outside"), [
@@ -204,6 +200,12 @@ def test_unsupported_elbon_is_rejected() -> None:
     ("MYSEED", "0", "-1"),
     ("knn", "1", "0"),
     ("seg_threshold", "1", "1.2"),
+    ("ensemble_size", "2", "1"),
+    ("coreset_chunk", "1", "0"),
+    ("hu_ridge", "1e-12", "-1e-6"),
+    ("hu_pca_dim", "0", "-1"),
+    ("hu_knn_k", "1", "0"),
+    ("hu_knn_max_per_class", "1", "0"),
 ])
 def test_range_checks(key: str, inside: str, outside: str) -> None:
     _cfg(f"--{key}", inside)
@@ -270,7 +272,6 @@ def test_defaults_of_glas() -> None:
     cfg = parse_config(GLAS)
     assert cfg.al_type == C.RANDOM
     assert cfg.optimizer.lr == 0.1
-    assert cfg.subtask == C.CL_SEG and cfg.freeze_classifier is True
     assert cfg.model.backbone_dropout == 0.0
     assert cfg.yaml == "glas.yaml"
 
@@ -279,7 +280,6 @@ def test_wsl_override() -> None:
     cfg = _cfg("--al_type", "WSL")
     assert cfg.optimizer.lr == 1e-4
     assert cfg.estimate_seg_thres is False and cfg.estimate_pseg_thres is False
-    assert cfg.subtask == C.CLASSIFICATION and cfg.freeze_classifier is False
     assert cfg.max_epochs == 1000  # glas WSL keeps the 1000 epochs
 
 
@@ -294,40 +294,21 @@ def test_override_follows_the_last_al_type() -> None:
     assert _cfg("--al_type", "Random", "--al_type", "WSL").optimizer.lr == 1e-4
 
 
-def test_mc_dropout_override() -> None:
-    cfg = _cfg("--al_type", "MC_Dropout")
+@pytest.mark.parametrize("method", C.MC_METHODS)
+def test_mc_methods_override(method: str) -> None:
+    cfg = _cfg("--al_type", method)
     assert cfg.model.backbone_dropout == 0.2
     assert cfg.optimizer.lr == 0.1
-    assert cfg.subtask == C.CL_SEG and cfg.freeze_classifier is True
 
 
-@pytest.mark.parametrize("method", [C.RANDOM, C.ENTROPY, C.LABEL_PROP, C.FULL_SUP])
+NON_MC_STAGE2 = [m for m in C.METHODS if m != C.WSL and m not in C.MC_METHODS]
+
+
+@pytest.mark.parametrize("method", NON_MC_STAGE2)
 def test_stage2_methods_get_no_override(method: str) -> None:
     cfg = _cfg("--al_type", method)
     assert cfg.optimizer.lr == 0.1 and cfg.model.backbone_dropout == 0.0
-    assert cfg.subtask == C.CL_SEG and cfg.freeze_classifier is True
     assert cfg.estimate_seg_thres is True
-
-
-def test_explicit_consistent_subtask_and_freeze_are_accepted() -> None:
-    cfg = _cfg("--al_type", "WSL", "--subtask", "CLASSIFICATION", "--freeze_classifier", "False")
-    assert cfg.subtask == C.CLASSIFICATION and cfg.freeze_classifier is False
-    cfg = _cfg("--subtask", "Classification_Segmentation", "--freeze_classifier", "True")
-    assert cfg.subtask == C.CL_SEG and cfg.freeze_classifier is True
-
-
-def test_inconsistent_subtask_is_rejected() -> None:
-    message = _error([*GLAS, "--subtask", "CLASSIFICATION", "--al_type", "Random"])
-    assert "subtask" in message and "CLASSIFICATION" in message and "Random" in message
-    message = _error([*GLAS, "--subtask", "Classification_Segmentation", "--al_type", "WSL"])
-    assert "subtask" in message and "WSL" in message
-
-
-def test_inconsistent_freeze_classifier_is_rejected() -> None:
-    message = _error([*GLAS, "--freeze_classifier", "True", "--al_type", "WSL"])
-    assert "freeze_classifier" in message and "True" in message and "WSL" in message
-    message = _error([*GLAS, "--freeze_classifier", "False", "--al_type", "Label_prop"])
-    assert "freeze_classifier" in message and "Label_prop" in message
 
 
 # ----------------------------------------------------------------------------- the paper's command lines
@@ -380,9 +361,25 @@ def test_cub_original_spelling() -> None:
     assert cfg.dataset == C.CUB and cfg.model.num_classes == 200
 
 
-def test_mc_dropout_needs_passes() -> None:
-    message = _error([*GLAS, "--al_type", "MC_Dropout", "--mcdropout_t", "0"])
-    assert "mcdropout_t" in message and "0" in message
+@pytest.mark.parametrize("method", C.MC_METHODS)
+def test_mc_methods_need_passes(method: str) -> None:
+    message = _error([*GLAS, "--al_type", method, "--mcdropout_t", "0"])
+    assert method in message and "mcdropout_t 0" in message and "--mcdropout_t 50" in message
+    assert _cfg("--al_type", method, "--mcdropout_t", "1").mcdropout_t == 1
+
+
+@pytest.mark.parametrize("method", C.MC_METHODS)
+def test_mc_methods_need_dropout(method: str) -> None:
+    message = _error([*GLAS, "--al_type", method, "--backbone_dropout", "0"])
+    assert message == (f"{method} samples dropout masks but model.backbone_dropout is 0: "
+                       "pass --backbone_dropout 0.2")
+    assert _cfg("--al_type", method, "--backbone_dropout", "0.05").model.backbone_dropout == 0.05
+
+
+def test_other_methods_run_without_dropout_or_passes() -> None:
+    for method in NON_MC_STAGE2:
+        cfg = _cfg("--al_type", method, "--backbone_dropout", "0", "--mcdropout_t", "0")
+        assert cfg.model.backbone_dropout == 0.0 and cfg.mcdropout_t == 0
 
 
 def test_paper_round_command_line() -> None:
@@ -393,15 +390,222 @@ def test_paper_round_command_line() -> None:
 
 
 @pytest.mark.parametrize("method", [C.WSL, C.LABEL_PROP, C.MC_DROPOUT, C.FULL_SUP])
-def test_paper_generated_keys(method: str) -> None:
+def test_paper_generated_keys(method: str, capsys: pytest.CaptureFixture[str]) -> None:
     al_it = "0" if method in C.SINGLE_ROUND_METHODS else "24"
     cfg = parse_config([*GLAS, "--MYSEED", "4", *_paper_keys(method), "--al_it", al_it, "--exp_id", "ID"])
+    note = capsys.readouterr().err.splitlines()
+    assert len(note) == 1 and note[0].startswith("note: ignoring options of the original")
+    assert all(name in note[0] for name in ("subtask", "freeze_classifier", "optn0__name_optimizer", "optn0__t_max"))
     assert cfg.al_type == method and cfg.al_it == int(al_it) and cfg.MYSEED == 4
-    assert cfg.valid_batch_size == 1 and cfg.sigma_histc == 1e5 and cfg.optimizer.min_lr == 1e-7
+    assert cfg.valid_batch_size == 1 and cfg.optimizer.min_lr == 1e-7
     assert cfg.optimizer.lr == (1e-4 if method == C.WSL else 0.1)
     assert cfg.path_pre_trained == (None if method == C.WSL else "./pretrained/resnet18-glas.pt")
     assert cfg.model.backbone_dropout == (0.2 if method == C.MC_DROPOUT else 0.0)
     assert cfg.debug_subfolder == f"paper_label_prop/glas/{method}"
+    assert not _flat_keys(cfg.to_dict()) & {"task", "subtask", "sigma_histc", "freeze_classifier", "backbone",
+                                            "name_model", "name_optimizer", "seg_elbon", "loss"}
+
+
+# ----------------------------------------------------------------------------- options of the original with no effect
+
+# The fifteen keys of the original that change nothing here: (place in a YAML file, command-line
+# spellings, a value as YAML / command-line text). The values include ones the keys once rejected.
+REMOVED = [
+    ("task", ("task",), "SEGMENTATION"),
+    ("clustering", ("clustering",), "Random"),
+    ("share_masks", ("share_masks",), "true"),
+    ("use_dist_global_hist", ("use_dist_global_hist",), "false"),
+    ("sigma_histc", ("sigma_histc",), "100000.0"),
+    ("loss", ("loss",), "HybridLoss"),
+    ("segloss_l", ("segloss_l",), "BinCrossEntropySegmLoss"),
+    ("segloss_pl", ("segloss_pl",), "BinCrossEntropySegmLoss"),
+    ("scale_seg_u_sch", ("scale_seg_u_sch",), "ConstantWeight"),
+    ("seg_elbon", ("seg_elbon",), "true"),
+    ("subtask", ("subtask",), "CLASSIFICATION"),
+    ("freeze_classifier", ("freeze_classifier",), "null"),
+    ("model.name_model", ("name_model", "model.name_model"), "hybrid_model"),
+    ("model.backbone", ("backbone", "model.backbone"), "resnet18"),
+    ("optimizer.name_optimizer", ("name_optimizer", "optimizer.name_optimizer", "optn0__name_optimizer"), "adam"),
+]
+REMOVED_SPELLINGS = [(name, value) for _, names, value in REMOVED for name in names]
+NOTE = "note: ignoring options of the original that have no effect here: "
+
+
+def _flat_keys(data: dict) -> set[str]:
+    """Every key name of a nested mapping, at any depth."""
+    return {k for key, value in data.items()
+            for k in ({key} | (_flat_keys(value) if isinstance(value, dict) else set()))}
+
+
+def _leaf(path: str) -> str:
+    return path.rpartition(".")[2].removeprefix("optn0__")
+
+
+def _old_style_glas() -> str:
+    """glas.yaml as earlier versions wrote it: the fifteen keys at their places in the file."""
+    lines = _glas_text().splitlines()
+    for path, _, value in reversed(REMOVED):
+        section, _, name = path.rpartition(".")
+        at = lines.index(f"{section}:") + 1 if section else 2
+        lines.insert(at, f"{'  ' if section else ''}{name}: {value}  # an option of the original")
+    return "\n".join(lines) + "\n"
+
+
+def test_removed_keys_are_not_in_the_schema() -> None:
+    for path, names, _ in REMOVED:
+        section, _, name = path.rpartition(".")
+        assert name not in SCHEMA[section]
+        assert all(spelling in IGNORED_ORIGINAL_KEYS for spelling in names)
+    assert all(not spec.doc.startswith("null: derived") for keys in SCHEMA.values() for spec in keys.values())
+
+
+@pytest.mark.parametrize(("name", "value"), REMOVED_SPELLINGS)
+def test_removed_key_on_the_command_line(name: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _cfg(f"--{name}", value, "--knn", "7")
+    assert cfg.knn == 7
+    assert capsys.readouterr().err.splitlines() == [f"{NOTE}{name} (command line)"]
+    assert _leaf(name) not in _flat_keys(cfg.to_dict())
+    assert cfg.to_dict() == _cfg("--knn", "7").to_dict()  # it changes nothing
+
+
+def test_removed_keys_all_on_one_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [token for name, value in REMOVED_SPELLINGS for token in (f"--{name}", value)]
+    cfg = _cfg("--al_type", "WSL", *argv)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(NOTE) and err[0].endswith(" (command line)")
+    listed = err[0].removeprefix(NOTE).removesuffix(" (command line)").split(", ")
+    assert sorted(listed) == sorted(name for name, _ in REMOVED_SPELLINGS)  # each one once
+    assert not _flat_keys(cfg.to_dict()) & {_leaf(path) for path, _, _ in REMOVED}
+
+
+def test_old_yaml_with_removed_keys_still_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = _old_style_glas()
+    assert "\ntask: SEGMENTATION" in text and "\n  backbone: resnet18" in text
+    assert "\n  name_optimizer: adam" in text
+    cfg = parse_config(["--yaml", "mine.yaml", "--al_type", "Entropy"], _write(tmp_path, text))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(NOTE) and err[0].endswith(" (mine.yaml)")
+    listed = err[0].removeprefix(NOTE).removesuffix(" (mine.yaml)").split(", ")
+    assert sorted(listed) == sorted(path for path, _, _ in REMOVED)
+    assert not _flat_keys(cfg.to_dict()) & {_leaf(path) for path, _, _ in REMOVED}
+    assert cfg.to_dict() | {"yaml": "glas.yaml"} == _cfg("--al_type", "Entropy").to_dict()
+    saved = tmp_path / "run" / "config.yaml"
+    save_config(cfg, saved)
+    assert not _flat_keys(yaml.safe_load(saved.read_text())) & {_leaf(path) for path, _, _ in REMOVED}
+
+
+@pytest.mark.parametrize(("path", "value"), [(path, value) for path, _, value in REMOVED])
+def test_removed_key_alone_in_a_yaml_file(path: str, value: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    section, _, name = path.rpartition(".")
+    text = _glas_text().replace(f"\n{section}:\n", f"\n{section}:\n  {name}: {value}\n") if section \
+        else _glas_text().replace("\nknn: 40", f"\n{name}: {value}\nknn: 40")
+    assert text != _glas_text()
+    cfg = parse_config(["--yaml", "mine.yaml"], _write(tmp_path, text))
+    assert capsys.readouterr().err.splitlines() == [f"{NOTE}{path} (mine.yaml)"]
+    assert name not in _flat_keys(cfg.to_dict())
+
+
+@pytest.mark.parametrize(("text_from", "text_to", "unknown"), [
+    ("\nknn: 40", "\nname_model: hybrid_model\nknn: 40", "name_model"),      # a model key at the top level
+    ("\nmodel:\n", "\nmodel:\n  task: SEGMENTATION\n", "task"),               # a top-level key in a section
+    ("\noptimizer:\n", "\noptimizer:\n  backbone: resnet18\n", "backbone"),  # in the other section
+])
+def test_removed_key_at_a_wrong_place_in_a_yaml_file(tmp_path: Path, text_from: str, text_to: str,
+                                                     unknown: str) -> None:
+    text = _glas_text().replace(text_from, text_to)
+    assert text != _glas_text()
+    message = _error(["--yaml", "mine.yaml"], _write(tmp_path, text))
+    assert f"unknown key '{unknown}'" in message
+
+
+@pytest.mark.parametrize(("name", "value"), REMOVED_SPELLINGS)
+def test_removed_key_in_method_overrides(name: str, value: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    text = _glas_text() + f"  Entropy:\n    {name}: {value}\n    knn: 9\n"
+    cfg = parse_config(["--yaml", "mine.yaml", "--al_type", "Entropy"], _write(tmp_path, text))
+    assert cfg.knn == 9  # the rest of the override applies
+    assert capsys.readouterr().err.splitlines() == [f"{NOTE}method_overrides.Entropy.{name} (mine.yaml)"]
+    assert _leaf(name) not in _flat_keys(cfg.to_dict())
+    assert cfg.method_overrides.Entropy.to_dict() == {"knn": 9}
+
+
+def test_removed_keys_everywhere_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = _old_style_glas() + "  Margin:\n    knn: 3\n  Coreset:\n    seg_elbon: true\n"
+    cfg = parse_config(["--yaml", "mine.yaml", "--backbone", "resnet18", "--optn0__t_max", "50.0"],
+                       _write(tmp_path, text))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{NOTE}backbone, optn0__t_max (command line); task, ")
+    assert err[0].endswith(", optimizer.name_optimizer, method_overrides.Coreset.seg_elbon (mine.yaml)")
+    assert "Margin" not in err[0]
+    assert cfg.al_type == C.RANDOM
+
+
+def test_help_text_ends_with_the_ignored_options() -> None:
+    lines = help_text().splitlines()
+    assert lines[-1].startswith("accepted and ignored")
+    listed = lines[-1].partition(": ")[2].split(", ")
+    assert sorted(listed) == sorted(f"--{name}" for name in IGNORED_ORIGINAL_KEYS)
+    assert {"--task", "--backbone", "--model.backbone", "--optn0__name_optimizer", "--optn0__t_max"} <= set(listed)
+    key_lines = [line.split()[0] for line in lines[:-1] if line.startswith("  --")]
+    assert not set(key_lines) & set(listed)  # no ignored option is listed as a key
+
+
+# ----------------------------------------------------------------------------- keys of the other strategies
+
+
+@pytest.mark.parametrize(("name", "ensemble_size"), [(C.GLAS, 5), (C.CUB, 5), (C.OXFORD_FLOWERS, 5), (C.PH2, 5),
+                                                     (C.SYNTHETIC, 3)])
+def test_strategy_keys_values(name: str, ensemble_size: int) -> None:
+    cfg = parse_config(["--yaml", f"{name}.yaml"])
+    assert cfg.ensemble_size == ensemble_size
+    assert (cfg.ensemble_score, cfg.coreset_chunk, cfg.hu_ridge) == (C.SCORE_ENTROPY, 4096, 1e-6)
+    assert (cfg.hu_pca_dim, cfg.hu_pca_search, cfg.hu_pca_metric) == (0, False, "val")
+    assert (cfg.hu_knn_k, cfg.hu_knn_max_per_class, cfg.mc_score) == (5, 1000, C.SCORE_VARIANCE)
+
+
+def test_strategy_keys_follow_mc_score_in_the_schema() -> None:
+    top = list(SCHEMA[""])
+    new = ["ensemble_size", "ensemble_score", "coreset_chunk", "hu_ridge", "hu_pca_dim", "hu_pca_search",
+           "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class"]
+    at = top.index("mc_score") + 1
+    assert top[at:at + len(new)] == new
+
+
+def test_strategy_key_overrides() -> None:
+    cfg = _cfg("--al_type", "HU", "--ensemble_size", "2", "--ensemble_score", "bald", "--coreset_chunk", "1",
+               "--hu_ridge", "1e-3", "--hu_pca_dim", "8", "--hu_pca_search", "true", "--hu_pca_metric", "L1",
+               "--hu_knn_k", "1", "--hu_knn_max_per_class", "50")
+    assert (cfg.ensemble_size, cfg.ensemble_score, cfg.coreset_chunk) == (2, "bald", 1)
+    assert (cfg.hu_ridge, cfg.hu_pca_dim, cfg.hu_pca_search, cfg.hu_pca_metric) == (1e-3, 8, True, "L1")
+    assert (cfg.hu_knn_k, cfg.hu_knn_max_per_class) == (1, 50)
+    assert type(cfg.hu_ridge) is float and type(cfg.ensemble_size) is int
+
+
+def test_ensemble_size_one_is_rejected() -> None:
+    message = _error([*GLAS, "--al_type", "Ensemble", "--ensemble_size", "1"])
+    assert "ensemble_size" in message and "'1'" in message and "[2, inf]" in message
+
+
+@pytest.mark.parametrize("method", [C.RANDOM, C.HU, C.HU_KNN])
+def test_hu_ridge_zero_is_rejected(method: str) -> None:
+    message = _error([*GLAS, "--al_type", method, "--hu_ridge", "0"])
+    assert message.startswith("hu_ridge must be > 0") and message.endswith("pass --hu_ridge 1e-6")
+    assert _cfg("--al_type", method, "--hu_ridge", "1e-12").hu_ridge == 1e-12
+
+
+def test_hu_pca_search_needs_a_step() -> None:
+    message = _error([*GLAS, "--al_type", "HU", "--hu_pca_search", "true", "--hu_pca_dim", "0"])
+    assert "hu_pca_search" in message and "hu_pca_dim 0" in message and message.endswith("pass --hu_pca_dim 1")
+    assert _cfg("--hu_pca_search", "true", "--hu_pca_dim", "1").hu_pca_search is True
+    assert _cfg("--hu_pca_search", "false", "--hu_pca_dim", "0").hu_pca_dim == 0
+
+
+def test_new_methods_in_the_al_type_doc() -> None:
+    doc = SCHEMA[""]["al_type"].doc
+    assert SCHEMA[""]["al_type"].choices == C.METHODS
+    assert all(method in doc for method in C.METHODS)
 
 
 # ----------------------------------------------------------------------------- error cases
@@ -418,8 +622,8 @@ def test_wrong_type() -> None:
 
 
 def test_value_outside_allowed_set() -> None:
-    message = _error([*GLAS, "--al_type", "Coreset"])
-    assert "al_type" in message and "'Coreset'" in message
+    message = _error([*GLAS, "--al_type", "Nope"])
+    assert "al_type" in message and "'Nope'" in message
     assert all(method in message for method in C.METHODS)
 
 
@@ -484,9 +688,9 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_yaml_override_for_unknown_method(tmp_path: Path) -> None:
-    text = _glas_text() + "  Coreset:\n    lr: 0.1\n"
+    text = _glas_text() + "  Nope:\n    lr: 0.1\n"
     message = _error(["--yaml", "mine.yaml"], _write(tmp_path, text))
-    assert "Coreset" in message
+    assert "Nope" in message and "HU_kNN" in message
 
 
 def test_al_it_at_or_past_max_al_its() -> None:
@@ -514,9 +718,7 @@ def test_al_it_end_range() -> None:
 
 def test_cross_key_rules() -> None:
     assert "estimate_seg_thres" in _error([*GLAS, "--al_type", "WSL", "--estimate_seg_thres", "true"])
-    assert "share_masks" in _error([*GLAS, "--al_type", "Label_prop", "--share_masks", "false"])
     assert "min_histc" in _error([*GLAS, "--min_histc", "1", "--max_histc", "1"])
-    assert _cfg("--al_type", "Random", "--share_masks", "false").share_masks is False
 
 
 @pytest.mark.parametrize("exp_id", ["../escape", "a/b", ".hidden", "sp ace"])
@@ -533,6 +735,16 @@ def test_main_bad_value_exits_2_with_one_line(main_runs: dict[str, subprocess.Co
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "lr" in lines[0] and "'abc'" in lines[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_main_unknown_method_exits_2_listing_the_methods(
+        main_runs: dict[str, subprocess.CompletedProcess]) -> None:
+    run = main_runs["bad_method"]
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "al_type" in lines[0] and "'Nope'" in lines[0]
+    assert all(method in lines[0] for method in C.METHODS)
     assert "Traceback" not in run.stderr
 
 
@@ -586,7 +798,9 @@ def test_replace() -> None:
     with pytest.raises(ConfigError, match="optimizer.lr"):
         cfg.replace(lr="fast")
     with pytest.raises(ConfigError, match="al_type"):
-        cfg.replace(al_type="Coreset")
+        cfg.replace(al_type="Nope")
+    with pytest.raises(ConfigError, match="unknown key 'task'"):
+        cfg.replace(task="SEGMENTATION")  # ignored on input, but never a key of a Config
 
 
 def test_to_dict_is_a_copy() -> None:
@@ -619,8 +833,29 @@ def test_config_differences() -> None:
     b = _cfg("--lr", "0.5", "--al_it", "2", "--base_width", "8").to_dict()
     assert config_differences(a, b) == ["al_it", "model.base_width", "optimizer.lr"]
     assert config_differences(a, b, ignore=("al_it",)) == ["model.base_width", "optimizer.lr"]
-    del a["knn"]
-    assert "knn" in config_differences(a, b)
+    current = b.copy()
+    del current["knn"]
+    assert config_differences(a, current) == ["al_it", "knn", "model.base_width", "optimizer.lr"]
+
+
+def test_config_differences_skip_keys_the_saved_run_predates() -> None:
+    # A run folder written before ensemble_size / hu_ridge / model.full_res_width existed lacks them.
+    current = _cfg("--ensemble_size", "7", "--hu_ridge", "1e-3", "--full_res_width", "16").to_dict()
+    saved = parse_config(GLAS).to_dict()
+    assert config_differences(saved, current) == ["ensemble_size", "hu_ridge", "model.full_res_width"]
+    for key in ("ensemble_size", "hu_ridge"):
+        del saved[key]
+    del saved["model"]["full_res_width"]
+    assert config_differences(saved, current) == []
+    # Keys present in both and differing are still reported.
+    saved["knn"] = 3
+    assert config_differences(saved, current) == ["knn"]
+    # A section the saved configuration lacks is skipped as a whole.
+    del saved["optimizer"]
+    assert config_differences(saved, _cfg("--lr", "0.5", "--knn", "3").to_dict()) == []
+    # Keys of earlier versions that are not in the schema any more are not compared.
+    saved = {**parse_config(GLAS).to_dict(), "task": "SEGMENTATION", "subtask": "Classification_Segmentation"}
+    assert config_differences(saved, parse_config(GLAS).to_dict()) == []
 
 
 # ----------------------------------------------------------------------------- yaml-gen.py and config_yaml/
@@ -676,13 +911,13 @@ def test_every_file_parses_for_every_method(path: Path) -> None:
     for method in C.METHODS:
         cfg = parse_config(["--yaml", path.name, "--al_type", method])
         assert cfg.dataset == path.stem and cfg.al_type == method
-        assert cfg.subtask == (C.CLASSIFICATION if method == C.WSL else C.CL_SEG)
+        assert (cfg.model.backbone_dropout > 0) == (method in C.MC_METHODS), method
 
 
 def test_paper_values_glas() -> None:
     cfg = parse_config(GLAS)
     o, m = cfg.optimizer, cfg.model
-    assert (o.name_optimizer, o.lr, o.momentum, o.nesterov, o.weight_decay) == ("sgd", 0.1, 0.9, True, 1e-4)
+    assert (o.lr, o.momentum, o.nesterov, o.weight_decay) == (0.1, 0.9, True, 1e-4)
     assert (o.name_lr_scheduler, o.step_size, o.gamma, o.min_lr) == ("mystep", 100, 0.9, 1e-7)
     assert cfg.max_epochs == 1000 and cfg.batch_size == 20
     assert cfg.scale_seg_u == 0.1 and cfg.knn == 40 and cfg.mcdropout_t == 50
@@ -694,7 +929,7 @@ def test_paper_values_glas() -> None:
     assert round_count(cfg.p_samples, 67) == 2
     assert (cfg.crop_size, cfg.up_scale_small_dim_to, cfg.ratio_scale_patch, cfg.padding_ratio) == \
         (416, 432, 0.9, 0.01)
-    assert cfg.pad_eval is True and cfg.seg_threshold == 0.5 and cfg.clustering == "Random"
+    assert cfg.pad_eval is True and cfg.seg_threshold == 0.5
     wsl = _cfg("--al_type", "WSL")
     assert wsl.optimizer.lr == 1e-4 and wsl.max_epochs == 1000 and wsl.optimizer.gamma == 0.9
 

@@ -103,7 +103,7 @@ def test_main_writes_executable_scripts(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize("argv, message", [
     (["--datasets", "nope"], "unknown dataset 'nope'"),
     (["--datasets", "generic"], "config file 'generic.yaml' not found"),
-    (["--methods", "Random", "Coreset"], "unknown method 'Coreset'"),
+    (["--methods", "Random", "Nope"], "unknown method 'Nope'"),
     (["--rounds", "11"], "exceeds max_al_its 10"),
     (["--seeds", "x"], "invalid int value"),
     (["--", "--max_epochs", "zero"], "bad value 'zero' for key 'max_epochs'"),

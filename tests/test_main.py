@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 from pathlib import Path
 
 import pytest
 import torch
+from synthetic_runs import run, states
 
 import main
 from al.state import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--yaml", "synthetic.yaml", "--max_epochs", "2", "--batch_size", "8", "--progress", "false",
-        "--device", "cpu", "--deterministic", "true", "--mcdropout_t", "3", "--knn", "5"]
-
-
-def run(exp_root: Path, *args: str) -> None:
-    main.main([*TINY, "--exp_root", str(exp_root), *args])
-
-
-def states(exp_root: Path, exp_id: str) -> list[dict]:
-    folder = exp_root / "synthetic" / "split_0-fold_0" / exp_id
-    out = []
-    for path in sorted(folder.glob("round_[0-9][0-9][0-9]/state.json")):
-        state = json.loads(path.read_text())
-        state.pop("timings")
-        out.append(state)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +80,20 @@ def test_every_method_of_a_seed_starts_from_the_same_l0(exp_root: Path, random_r
 
 def test_crash_mid_round_then_resume_gives_the_same_state(exp_root: Path, random_run: list[dict],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    real = main.acquisition_scores
+    real = main.acquire
 
-    def crash_in_round_1(cfg, method, model, data, infer, candidates, r):
+    def crash_in_round_1(cfg, strategy, members, data, infer, candidates, labelled, r, clock):
         if r == 1:
             raise KeyboardInterrupt("simulated crash")
-        return real(cfg, method, model, data, infer, candidates, r)
+        return real(cfg, strategy, members, data, infer, candidates, labelled, r, clock)
 
-    monkeypatch.setattr(main, "acquisition_scores", crash_in_round_1)
+    monkeypatch.setattr(main, "acquire", crash_in_round_1)
     with pytest.raises(KeyboardInterrupt):
         run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     folder = exp_root / "synthetic" / "split_0-fold_0" / "rand-crash"
     assert (folder / "round_000" / "state.json").is_file()
     assert (folder / "round_001.partial").is_dir() and not (folder / "round_001").exists()
-    monkeypatch.setattr(main, "acquisition_scores", real)
+    monkeypatch.setattr(main, "acquire", real)
     run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     assert not (folder / "round_001.partial").exists()
     assert states(exp_root, "rand-crash") == random_run

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import plot_active_learning_curves as plot
-from al.state import RunStateError
+from al.state import RoundState, RunStateError
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN = 50
@@ -36,9 +36,10 @@ def state(method: str, seed: int, r: int, dice: float, pseudo: float | None = No
     if method == "Label_prop":
         metrics["pseudo"] = {"dice_idx": pseudo, "n": 0 if pseudo is None else 7}
     return {"round": r, "method": method, "seed": seed, "dataset": "synthetic", "n_train": N_TRAIN,
-            "labelled": [], "n_labelled": n_labelled, "percent_labelled": 100 * n_labelled / N_TRAIN,
-            "selected": [], "pseudo_pairs": {}, "exhausted": single, "threshold": 0.5, "best": {},
-            "metrics": metrics, "timings": {"train": 1.0}}
+            "labelled": [f"img{i:03d}" for i in range(n_labelled)], "n_labelled": n_labelled,
+            "percent_labelled": 100 * n_labelled / N_TRAIN, "selected": [], "pseudo_pairs": {}, "exhausted": single,
+            "threshold": 0.5, "best": {"epoch": 0, "cycle": 0, "valid_score": 0.5}, "metrics": metrics,
+            "history": {}, "timings": {"train": 1.0}}
 
 
 def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], dataset: str = "synthetic") -> Path:
@@ -126,7 +127,8 @@ def test_runs_of_one_method_and_seed_twice_are_rejected(tmp_path: Path) -> None:
 
 
 def test_a_seed_without_finished_round_is_left_out_with_a_note(tmp_path: Path) -> None:
-    done = plot.Run("Entropy", 0, tmp_path, tuple(state("Entropy", 0, r, d) for r, d in enumerate([50.0, 60.0])))
+    done = plot.Run("Entropy", 0, tmp_path, tuple(RoundState.from_json(state("Entropy", 0, r, d))
+                                                       for r, d in enumerate([50.0, 60.0])))
     summary = plot.summarise([done, plot.Run("Entropy", 1, tmp_path, ())])[0]
     assert summary.seeds == (0,) and summary.auc.mean == pytest.approx(55.0)
     assert any("seed 1 has no finished round" in note for note in summary.notes)
@@ -172,3 +174,11 @@ def test_cli_without_runs_exits_2_naming_where_it_looked(exp_root: Path, tmp_pat
     assert result.stderr.count("\n") == 1 and "no finished run of cub" in result.stderr
     assert str(exp_root) in result.stderr
     assert not out.exists()
+
+
+def test_every_method_gets_its_own_colour() -> None:
+    import constants as C
+    summaries = [plot.MethodSummary(m, (0,), (), (50.0,), ()) for m in C.METHODS]
+    colour = plot.colours(summaries)
+    assert len(C.METHODS) > 10 and len({str(c) for c in colour.values()}) == len(C.METHODS)
+    assert plot.colours(summaries[:3]) == {m: f"C{i}" for i, m in enumerate(C.METHODS[:3])}

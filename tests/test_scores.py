@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from al.scores import MCDropoutStats, binary_entropy, mean_binary_entropy
+from al.scores import PassStats, binary_entropy, mean_binary_entropy
 
 
 def _grid() -> torch.Tensor:
@@ -58,7 +58,7 @@ def _passes(t: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
 def test_identical_passes_give_exactly_zero() -> None:
     # Pixels differ from each other, so the original's pooled variance would be > 0.
     p = _passes(1, (2, 1, 9, 11), 1)[0]
-    stats = MCDropoutStats()
+    stats = PassStats()
     for _ in range(50):
         stats.update(p.clone())
     assert stats.count == 50
@@ -69,7 +69,7 @@ def test_identical_passes_give_exactly_zero() -> None:
 def test_streaming_equals_full_tensor_formulas() -> None:
     t, shape = 20, (3, 1, 6, 8)
     passes = _passes(t, shape, 2)
-    stats = MCDropoutStats()
+    stats = PassStats()
     for i in range(t):
         stats.update(passes[i])
     x = passes.double().numpy().reshape(t, shape[0], -1)
@@ -87,7 +87,7 @@ def test_streaming_equals_full_tensor_formulas() -> None:
 
 
 def test_bald_is_non_negative_on_extreme_passes() -> None:
-    stats = MCDropoutStats()
+    stats = PassStats()
     for i in range(7):
         stats.update(torch.full((4, 5), float(i % 2)))
     assert stats.variance()[0].item() == pytest.approx(12 / 49)
@@ -97,7 +97,7 @@ def test_bald_is_non_negative_on_extreme_passes() -> None:
 
 
 def test_accumulator_rejects_misuse() -> None:
-    stats = MCDropoutStats()
+    stats = PassStats()
     with pytest.raises(ValueError):
         stats.variance()
     stats.update(torch.rand(2, 4))

@@ -1,0 +1,108 @@
+"""Every acquisition strategy through main.py on the synthetic set: 3 rounds, rerun identically,
+and the bad inputs each strategy refuses before anything is written."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_runs import FOLD, run, states
+
+import constants as C
+from al.methods import METHODS
+from al.strategies import STRATEGIES
+
+NEW_STRATEGIES = (C.LEAST_CONFIDENCE, C.MARGIN, C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN)
+ENSEMBLE_2 = ("--ensemble_size", "2")
+
+
+@pytest.fixture(scope="module")
+def exp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("strategies")
+    run(root, "--al_type", "WSL", "--MYSEED", "0", "--max_epochs", "1")
+    run(root, "--al_type", "Random", "--al_it", "0", "--exp_id", "random")
+    return root
+
+
+def test_every_method_names_a_registered_strategy() -> None:
+    assert set(METHODS) == set(C.METHODS)
+    for method in METHODS.values():
+        assert method.strategy is None or method.strategy in STRATEGIES
+    assert {m.strategy for m in METHODS.values() if m.strategy} == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("method", NEW_STRATEGIES)
+def test_three_rounds_rerun_identically(exp_root: Path, method: str) -> None:
+    for exp_id in (f"{method}-a", f"{method}-b"):
+        run(exp_root, "--al_type", method, "--al_it", "0", "--al_it_end", "2", "--exp_id", exp_id, *ENSEMBLE_2)
+    first, again = states(exp_root, f"{method}-a"), states(exp_root, f"{method}-b")
+    assert [s["n_labelled"] for s in first] == [6, 9, 12]
+    assert first == again
+    random_l0 = states(exp_root, "random")[0]["labelled"]
+    assert first[0]["labelled"] == random_l0
+    for state in first:
+        assert len(state["selected"]) == 3 and not set(state["selected"]) & set(state["labelled"])
+        # Every candidate is scored, and the pick is the top of each class (core-set picks a batch).
+        assert set(state["scores"]) == set(state["scores"]) & (set(state["scores"]) | set(state["selected"]))
+        assert set(state["selected"]) <= set(state["scores"])
+        assert all(np.isfinite(v) for v in state["scores"].values())
+
+
+def test_scoring_strategies_pick_the_top_of_each_class(exp_root: Path) -> None:
+    for method in (C.MARGIN, C.HU_KNN, C.MC_BALD):
+        state = states(exp_root, f"{method}-a")[1]
+        labels = _labels()
+        for chosen in state["selected"]:
+            same_class = [v for i, v in state["scores"].items() if labels[i] == labels[chosen]]
+            assert state["scores"][chosen] == max(same_class)
+
+
+def test_ensemble_reports_its_best_member(exp_root: Path) -> None:
+    ensemble, random = states(exp_root, f"{C.ENSEMBLE}-a")[0], states(exp_root, "random")[0]
+    assert set(ensemble["history"]) == {"cycle0", "cycle0_member1"}
+    # Member 0 trains exactly as the single model of the other strategies does.
+    assert ensemble["history"]["cycle0"] == random["history"]["cycle0"]
+    scores = {0: max(ensemble["history"]["cycle0"]["valid"]), 1: max(ensemble["history"]["cycle0_member1"]["valid"])}
+    member = ensemble["best"]["member"]
+    assert scores[member] == max(scores.values()) and ensemble["best"]["valid_score"] == scores[member]
+
+
+def test_hu_with_the_pca_search_runs(exp_root: Path) -> None:
+    run(exp_root, "--al_type", C.HU, "--al_it", "0", "--exp_id", "hu-pca", "--hu_pca_search", "true",
+        "--hu_pca_dim", "2")
+    (state,) = states(exp_root, "hu-pca")
+    assert len(state["selected"]) == 3 and all(np.isfinite(v) for v in state["scores"].values())
+
+
+def _labels() -> dict[str, str]:
+    with open(Path(__file__).resolve().parents[1] / "folds" / "synthetic" / "split_0" / "fold_0" / "train.csv") as f:
+        return {row["id"]: row["label"] for row in csv.DictReader(f)}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--al_type", "Nope"), "al_type"),
+    (("--al_type", C.ENSEMBLE, "--ensemble_size", "1"), "ensemble_size"),
+    (("--al_type", C.HU, "--hu_pca_dim", "600"), "hu_pca_dim"),
+    (("--al_type", C.HU, "--hu_pca_dim", "7"), "hu_pca_dim"),          # more than the 6 labelled images
+    (("--al_type", C.CORESET, "--p_init_samples", "0"), "p_init_samples"),
+    (("--al_type", C.HU, "--p_init_samples", "0"), "p_init_samples"),
+    (("--al_type", C.HU, "--p_init_samples", "4"), "p_init_samples"),   # one labelled image per class
+    (("--al_type", C.HU_KNN, "--hu_knn_k", "7"), "hu_knn_k"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(exp_root: Path, capsys: pytest.CaptureFixture,
+                                                          args: tuple[str, ...], words: str) -> None:
+    before = _tree(exp_root)
+    with pytest.raises(SystemExit) as info:
+        run(exp_root, *args, "--exp_id", "refused")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2
+    assert len(err) == 1 and words in err[0] and "Traceback" not in err[0]
+    assert _tree(exp_root) == before and not (exp_root / FOLD / "refused").exists()
