@@ -1,7 +1,7 @@
 """Named sets shared by every part of the framework, defined once."""
 
 # Active-learning methods: the paper's six (method-spec section 4.1), then the standard
-# strategies of the other systems (strategies.md sections 3-5, 8, 9).
+# strategies of the other systems (strategies.md sections 3-9).
 WSL = "WSL"
 RANDOM = "Random"
 ENTROPY = "Entropy"
@@ -16,8 +16,10 @@ ENSEMBLE = "Ensemble"
 CORESET = "Coreset"
 HU = "HU"
 HU_KNN = "HU_kNN"
+LL4AL = "LL4AL"
+DAL = "DAL"
 PAPER_METHODS = (WSL, RANDOM, ENTROPY, MC_DROPOUT, LABEL_PROP, FULL_SUP)
-METHODS = (*PAPER_METHODS, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, ENSEMBLE, CORESET, HU, HU_KNN)
+METHODS = (*PAPER_METHODS, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, ENSEMBLE, CORESET, HU, HU_KNN, LL4AL, DAL)
 # Methods that run a single round (no acquisition).
 SINGLE_ROUND_METHODS = (WSL, FULL_SUP)
 # Methods that score the pool with stochastic forward passes (they train with dropout on).

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from al.state import (
     theta0_path,
 )
 from al.strategies import Strategy, StrategySettings, build_strategy
-from al.strategies.base import Evidence, Selection
+from al.strategies.base import LOSS_MODULE, Evidence, Selection
 from data.records import DataError
 from engine.acquire import gather_evidence
 from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
@@ -56,7 +56,7 @@ from engine.evaluate import (
 )
 from engine.resident import TrainPool
 from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everything, select_device, set_deterministic
-from engine.train import BestModel, fit
+from engine.train import BestModel, LossPredictionTraining, fit
 from losses.hybrid import HybridLoss
 from models.backbone import STAGE_CHANNELS, PretrainedWeightsError
 from parseit import Config, config_differences, exit_on_error, help_text, parse_config, save_config, summary
@@ -154,11 +154,9 @@ def check_config(run: RunFolder, cfg: Config) -> None:
 
 
 def strategy_settings(cfg: Config) -> StrategySettings:
-    return StrategySettings(mc_passes=cfg.mcdropout_t, mc_score=cfg.mc_score, ensemble_size=cfg.ensemble_size,
-                            ensemble_score=cfg.ensemble_score, coreset_chunk=cfg.coreset_chunk,
-                            hu_ridge=cfg.hu_ridge, hu_pca_dim=cfg.hu_pca_dim, hu_pca_search=cfg.hu_pca_search,
-                            hu_pca_metric=cfg.hu_pca_metric, hu_knn_k=cfg.hu_knn_k,
-                            hu_knn_max_per_class=cfg.hu_knn_max_per_class)
+    """The strategies' hyper-parameters: the keys of the same name (T of the MC passes is mcdropout_t)."""
+    names = [f.name for f in fields(StrategySettings)]
+    return StrategySettings(**{name: cfg.mcdropout_t if name == "mc_passes" else cfg[name] for name in names})
 
 
 def check_strategy(strategy: Strategy, data: RunData, labelled: list[str]) -> None:
@@ -217,7 +215,8 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
     n_models = 1 if strategy is None else strategy.n_models()
     entries = [(pool.position[i], C.L, None) for i in labelled]
     entries += [(pool.position[u], C.PL, mask) for u, mask in carried.items()]
-    members, best, history = train_members(cfg, data, theta0, entries, infer, r, n_models, clock)
+    members, best, history = train_members(cfg, data, theta0, entries, infer, r, n_models, clock,
+                                           loss_prediction_training(cfg, strategy))
     model = members[0]
 
     # Cycle 1 (Label_prop): pseudo-label every pair with the best model so far, retrain from theta0.
@@ -316,13 +315,23 @@ def pseudo_masks(cfg: Config, model: Any, data: RunData, infer: Any, ids: list[s
     return PseudoMasks(masks, dice, threshold)
 
 
+def loss_prediction_training(cfg: Config, strategy: Strategy | None) -> LossPredictionTraining | None:
+    """LL4AL's joint training of the loss-prediction module, for the strategies that need one."""
+    if strategy is None or LOSS_MODULE not in strategy.required():
+        return None
+    return LossPredictionTraining(weight=cfg.ll4al_weight, margin=cfg.ll4al_margin,
+                                  detach_epoch=cfg.ll4al_detach_epoch)
+
+
 def train_members(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int,
-                  n_models: int, clock: Clock) -> tuple[list[Any], BestModel, dict[str, Any]]:
+                  n_models: int, clock: Clock, loss_prediction: LossPredictionTraining | None = None
+                  ) -> tuple[list[Any], BestModel, dict[str, Any]]:
     """Cycle 0 for each of `n_models` members; each ends on its best weights, the best member comes first."""
     trained = []
     history: dict[str, Any] = {}
     for m in range(n_models):
-        model, best, curves = train_cycle(cfg, data, theta0, entries, infer, r, 0, None, clock, member=m)
+        model, best, curves = train_cycle(cfg, data, theta0, entries, infer, r, 0, None, clock, member=m,
+                                          loss_prediction=loss_prediction)
         best.restore(model)
         trained.append((best.score, -m, model, best))
         history["cycle0" if m == 0 else f"cycle0_member{m}"] = curves
@@ -333,14 +342,16 @@ def train_members(cfg: Config, data: RunData, theta0: dict[str, Any], entries: l
 
 
 def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: list, infer: Any, r: int, cycle: int,
-                best: BestModel | None, clock: Clock, member: int = 0) -> tuple[Any, BestModel, dict[str, list[float]]]:
+                best: BestModel | None, clock: Clock, member: int = 0,
+                loss_prediction: LossPredictionTraining | None = None) -> tuple[Any, BestModel, dict[str, list[float]]]:
     """A fresh model from theta0 trained on `entries`; the best weights over cycles stay in `best`."""
     # Dropout draws from the global generators: seed them per (round, cycle), so that a round's
     # training does not depend on what ran before it in the process (one round per call or several).
     # Ensemble members other than the first differ by their seeds only.
     extra = (member,) if member else ()
     seed_everything(derived_seed(cfg.MYSEED, r, cycle, TRAIN, *extra))
-    model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg))
+    model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg),
+                              loss_prediction_width=0 if loss_prediction is None else cfg.ll4al_width)
     best = best or BestModel(model)
     loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,
                       cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
@@ -349,7 +360,8 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
                 train_settings(cfg, data.pool.geometry.train_crop, segmentation=True), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
                 generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT, *extra)),
-                desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""))
+                desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""),
+                loss_prediction=loss_prediction)
     clock.add("train", stats.train_seconds)
     clock.add("validate", stats.validate_seconds)
     return model, best, {"loss": stats.losses, "valid": stats.valid_scores}
@@ -359,16 +371,19 @@ def acquire(cfg: Config, strategy: Strategy, members: list[Any], data: RunData, 
             labelled: list[str], r: int, clock: Clock) -> Selection:
     """The strategy's class-balanced pick among the candidates (the one dispatch point of the strategy axis)."""
     pool = data.pool
-    candidate_labels = pool.labels[[pool.position[i] for i in candidates]]
-    per_class = selection.per_class_quota(selection.round_count(cfg.p_samples, len(pool)), candidate_labels)
-    evidence = Evidence(candidates=candidates, candidate_labels=candidate_labels, labelled=labelled,
-                        labelled_labels=pool.labels[[pool.position[i] for i in labelled]])
+    # The budget comes from the whole candidate pool, even when the strategy scores a sample of it.
+    per_class = selection.per_class_quota(selection.round_count(cfg.p_samples, len(pool)),
+                                          pool.labels[[pool.position[i] for i in candidates]])
+    rng = np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT))
+    candidates = strategy.candidate_subset(candidates, rng)
+    evidence = Evidence(candidates=candidates, candidate_labels=pool.labels[[pool.position[i] for i in candidates]],
+                        labelled=labelled, labelled_labels=pool.labels[[pool.position[i] for i in labelled]])
     with clock("score"):
         gather_evidence(strategy, members, data.train_eval, data.valid, infer, evidence,
                         [pool.position[i] for i in candidates], [pool.position[i] for i in labelled],
                         derived_seed(cfg.MYSEED, r, 0, MC))
     with clock("select"):
-        return strategy.select(evidence, per_class, np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT)))
+        return strategy.select(evidence, per_class, rng)
 
 
 def best_epoch(best: BestModel) -> BestEpoch:

@@ -153,6 +153,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "hu_knn_k": _k(int, "HU_kNN: neighbours of the kNN classifier", minimum=1),
         "hu_knn_max_per_class": _k(int, "HU_kNN: labelled samples kept per class (random undersampling)",
                                    minimum=1),
+        "ll4al_width": _k(int, "LL4AL: width of the loss-prediction module's per-level layers", minimum=1),
+        "ll4al_margin": _k(float, "LL4AL: margin of the pairwise ranking loss (> 0)", minimum=0.0),
+        "ll4al_weight": _k(float, "LL4AL: weight of the ranking loss in the training loss (0: the module "
+                           "learns nothing from the head)", minimum=0.0),
+        "ll4al_detach_epoch": _k(int, "LL4AL: from this epoch on, the head's maps enter the module detached "
+                                 "(<= max_epochs)", minimum=0),
+        "ll4al_subset": _k(int, "LL4AL: candidates scored per round, drawn at random from the pool", minimum=1),
+        "dal_sub_batches": _k(int, "DAL: sub-batches of the round's pick, the discriminator retrained between them",
+                              minimum=1),
+        "dal_stop_accuracy": _k(float, "DAL: stop training the discriminator above this training accuracy",
+                                minimum=0.5, maximum=1.0),
+        "dal_max_epochs": _k(int, "DAL: most epochs of one discriminator training", minimum=1),
+        "dal_lr": _k(float, "DAL: Adam learning rate of the discriminator (> 0)", minimum=0.0),
+        "dal_batch_size": _k(int, "DAL: discriminator batch size", minimum=1),
+        "dal_width": _k(int, "DAL: hidden width of the 3-layer MLP (20 when the features have < 30 values)",
+                        minimum=1),
+        "dal_pool_ratio": _k(int, "DAL: each sub-batch scores min(dal_pool_ratio x |L|, |U|) candidates",
+                             minimum=1),
         # Loss
         "scale_cl": _k(float, "weight of the classification term", minimum=0.0),
         "scale_seg": _k(float, "weight of the pixel-labelled segmentation term", minimum=0.0),
@@ -494,6 +512,14 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if data["hu_ridge"] <= 0:
         raise ConfigError(f"hu_ridge must be > 0 (a singular class covariance cannot be inverted), got "
                           f"{data['hu_ridge']:g}: pass --hu_ridge 1e-6")
+    if data["ll4al_margin"] <= 0:
+        raise ConfigError(f"ll4al_margin must be > 0, got {data['ll4al_margin']:g}: pass --ll4al_margin 1")
+    if data["dal_lr"] <= 0:
+        raise ConfigError(f"dal_lr must be > 0, got {data['dal_lr']:g}: pass --dal_lr 2e-4")
+    if method == C.LL4AL and data["ll4al_detach_epoch"] > data["max_epochs"]:
+        raise ConfigError(f"ll4al_detach_epoch {data['ll4al_detach_epoch']} is past the {data['max_epochs']} "
+                          f"training epochs: pass --ll4al_detach_epoch {data['max_epochs'] * 3 // 5} (60 %, as the "
+                          "paper's 120 of 200) or at most max_epochs")
     if data["hu_pca_search"] and data["hu_pca_dim"] < 1:
         raise ConfigError(f"hu_pca_search searches the PCA size in steps of hu_pca_dim, got hu_pca_dim "
                           f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")

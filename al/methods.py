@@ -26,5 +26,6 @@ METHODS: dict[str, Method] = {
     C.FULL_SUP: Method(C.FULL_SUP, stage=2, single_round=True, strategy=None, pseudo_labels=False),
     C.LABEL_PROP: Method(C.LABEL_PROP, stage=2, single_round=False, strategy=C.RANDOM, pseudo_labels=True),
     **{name: _active(name) for name in (C.RANDOM, C.ENTROPY, C.MC_DROPOUT, C.LEAST_CONFIDENCE, C.MARGIN,
-                                        C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN)},
+                                        C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN, C.LL4AL,
+                                        C.DAL)},
 }

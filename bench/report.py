@@ -31,7 +31,7 @@ class Row:
     times, as each item documents.
     """
 
-    item: str                           # train | score | knn | round | target
+    item: str                           # train | score | strategies | knn | round | target
     case: str                           # what was measured, e.g. "pipeline fp32" or "mc T=50 n=1000"
     metric: str                         # what value is, e.g. "images/s" or "s"
     value: float | None

@@ -2,7 +2,8 @@
 
 Each round runs as `python main.py` runs it (main.run_rounds on a parsed configuration) in a
 temporary exp_root, WSL first (it writes theta0 for the others). Its phases (train / validate /
-score / select / pseudo_label / write) are read back from round_000/state.json; "validate"
+score / select / pseudo_label / write) are read back from round_000/state.json through
+al.state.RoundState, the contract main.py writes and resume and the plot script read; "validate"
 holds the per-epoch validation and the final evaluations. The wall time also counts loading the
 data, so it is what a user waits for.
 
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 import constants as C
-from al.state import STATE_FILE, read_json, run_dir
+from al.state import STATE_FILE, RoundState, read_json, run_dir
 from bench.measure import Measured, measure
 from bench.report import Row
 from bench.sizes import Size
@@ -94,32 +94,38 @@ def default_ph2_root() -> Path:
     return resolve_path(parse_config(["--yaml", "ph2.yaml"]).data_root)
 
 
+def read_round_state(path: Path) -> RoundState:
+    """A round's state.json as the RoundState main.py wrote (RunStateError when it is not one)."""
+    return RoundState.from_json(read_json(path), path)
+
+
 def run_round(study: Study, method: str, epochs: int, exp_id: str, device: torch.device
-              ) -> tuple[dict[str, Any], Measured]:
-    """Round 0 of `method` through main.run_rounds; its state.json and the measured wall time."""
+              ) -> tuple[RoundState, Measured]:
+    """Round 0 of `method` through main.run_rounds; its round state and the measured wall time."""
     cfg = parse_config([*study.args, "--al_type", method, "--max_epochs", str(epochs), "--exp_id", exp_id])
     with measure(device) as measured:
         run_rounds(cfg)
-    return read_json(run_dir(cfg) / "round_000" / STATE_FILE), measured
+    return read_round_state(run_dir(cfg) / "round_000" / STATE_FILE), measured
 
 
-def epochs_run(state: dict[str, Any]) -> int:
-    return sum(len(cycle["loss"]) for cycle in state["history"].values())
+def epochs_run(state: RoundState) -> int:
+    """Training epochs of the round, over its cycles and ensemble members."""
+    return sum(len(cycle["loss"]) for cycle in state.history.values())
 
 
-def round_row(dataset: str, method: str, state: dict[str, Any], measured: Measured) -> Row:
-    """Seconds per phase (from state.json) and per training epoch; value = sum of the phases."""
-    timings = {phase: float(state["timings"].get(phase, 0.0)) for phase in PHASES}
+def round_row(dataset: str, method: str, state: RoundState, measured: Measured) -> Row:
+    """Seconds per phase (from the round state) and per training epoch; value = sum of the phases."""
+    timings = {phase: float(state.timings.get(phase, 0.0)) for phase in PHASES}
     epochs = epochs_run(state)
     per_epoch = timings["train"] / max(epochs, 1)
-    phases = " / ".join(f"{phase} {seconds:.2f}" for phase, seconds in timings.items() if phase in state["timings"])
+    phases = " / ".join(f"{phase} {seconds:.2f}" for phase, seconds in timings.items() if phase in state.timings)
     row = Row("round", f"{dataset} {method}", "s", sum(timings.values()),
               note=f"{phases} s; {epochs} epochs, train {per_epoch:.3f} s/epoch; wall {measured.seconds:.1f} s "
                    f"with data loading").with_memory(measured)
-    row.extra = {"timings": timings, "epochs": epochs, "cycles": len(state["history"]),
+    row.extra = {"timings": timings, "epochs": epochs, "cycles": len(state.history),
                  "train_s_per_epoch": per_epoch, "validate_s_per_epoch_upper": timings["validate"] / max(epochs, 1),
-                 "wall_s": measured.seconds, "n_labelled": state["n_labelled"],
-                 "test_dice": state["metrics"]["test"]["dice_idx"]}
+                 "wall_s": measured.seconds, "n_labelled": state.n_labelled,
+                 "test_dice": state.metric("test", "dice_idx")}
     return row
 
 

@@ -1,6 +1,6 @@
 """Run the benchmark suite and write its table.
 
-    python -m bench.run [--device auto|cpu|cuda] [--size small|paper] [--only train,score,knn,round]
+    python -m bench.run [--device auto|cpu|cuda] [--size small|paper] [--only train,score,strategies,knn,round]
                         [--out bench_results/] [--ph2 PATH]
 
 Prints the table and writes bench_<size>_<device type>.csv and .json into --out. Every row is
@@ -25,6 +25,7 @@ from bench.report import Row, format_table, run_meta, write_results
 from bench.rounds import default_ph2_root, round_rows
 from bench.scoring import score_rows
 from bench.sizes import SIZES, Size
+from bench.strategies import strategy_rows
 from bench.targets import target_rows
 from bench.train_speed import train_rows
 from data.records import DataError
@@ -32,7 +33,7 @@ from engine.checkpoint import CheckpointError
 from engine.runtime import DeviceError, select_device
 from parseit import REPO_ROOT, exit_on_error
 
-ITEMS = ("train", "score", "knn", "round")
+ITEMS = ("train", "score", "strategies", "knn", "round")
 DEFAULT_OUT = REPO_ROOT / "bench_results"
 
 
@@ -83,6 +84,7 @@ def run_suite(items: Sequence[str], size: Size, device: torch.device, out: Path,
         steps: dict[str, Callable[[], list[Row]]] = {
             "train": lambda: train_rows(size, device),
             "score": lambda: score_rows(size, device),
+            "strategies": lambda: strategy_rows(size, device),
             "knn": lambda: knn_rows(size.knn_sizes, device),
             "round": lambda: round_rows(size, device, Path(work), ph2),
         }

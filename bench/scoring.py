@@ -1,8 +1,9 @@
 """Item 2: acquisition scoring throughput (images/s) on a device-resident pool.
 
-Entropy: engine.acquire.entropy_scores (one pass). MC dropout: engine.acquire.mc_dropout_scores
-(backbone, full-resolution branch and its half of the fusion conv once per batch, the stochastic
-head T times, several passes batched) against bench.naive (the whole network T times per batch).
+Entropy: engine.acquire.image_scores with the Entropy strategy's per-pixel score (one pass). MC
+dropout: engine.acquire.mc_pass_scores with the per-pixel variance over the passes (backbone,
+full-resolution branch and its half of the fusion conv once per batch, the stochastic head T
+times, several passes batched) against bench.naive (the whole network T times per batch).
 The pool is an engine.resident.EvalSet of synthetic samples that share one random image of the
 size the Size names (GlaS-like 522 x 775 at paper size), prepared with the paper's evaluation
 geometry (1 % reflect padding, x0.9), so every prediction is brought back to the original size as
@@ -15,19 +16,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from al.scores import PassStats, pass_score
+from al.strategies import Entropy, StrategySettings
 from bench.measure import measure
 from bench.naive import naive_mc_dropout_scores
 from bench.report import Row
 from bench.sizes import BACKBONE_DROPOUT, Size
 from data.decoded import DecodedSample
 from data.views import Geometry
-from engine.acquire import entropy_scores, mc_dropout_scores
+from engine.acquire import image_scores, mc_pass_scores
 from engine.evaluate import Inference
 from engine.resident import EvalSet
 from engine.runtime import cpu_generator, set_deterministic
 from models.hybrid import HybridModel
 
 MC_KIND = "variance"
+LOSS_PREDICTION_WIDTH = 128
 PADDING_RATIO = 0.01
 RATIO_SCALE_PATCH = 0.9
 # The preparation filter does not change the cost of scoring; NEAREST keeps building a large pool quick.
@@ -50,9 +54,15 @@ def synthetic_pool(size: Size, n: int, device: torch.device, seed: int) -> EvalS
 
 def scoring_model(size: Size, device: torch.device, seed: int) -> HybridModel:
     torch.manual_seed(seed)
+    # With LL4AL's loss-prediction module, which only LL4AL's scoring runs.
     model = HybridModel(size.num_classes, base_width=size.base_width, leak=size.leak,
-                        backbone_dropout=BACKBONE_DROPOUT).to(device)
+                        backbone_dropout=BACKBONE_DROPOUT, loss_prediction_width=LOSS_PREDICTION_WIDTH).to(device)
     return model.eval()
+
+
+def variance(stats: PassStats) -> torch.Tensor:
+    """The MC_Dropout score of the paper: per-pixel variance over the passes, averaged over pixels."""
+    return pass_score(stats, MC_KIND)
 
 
 def _projected_seconds(rates: dict[str, float], kind: str, n: int) -> float | None:
@@ -77,13 +87,14 @@ def score_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
     # Warm-up on full batches and on the pools' last, partial batches: kernels and cudnn autotuning
     # are chosen per shape, once per process, and must not be timed.
     warm = sorted({*range(min(size.eval_batch, len(pool))), *(n - 1 for n in size.pools)})
-    entropy_scores(model, pool, inference, warm)
-    mc_dropout_scores(model, pool, inference, warm, t, MC_KIND, seed)
+    entropy = Entropy(StrategySettings()).pixel_scores
+    image_scores(model, pool, inference, warm, entropy)
+    mc_pass_scores(model, pool, inference, warm, t, variance, seed)
     naive_mc_dropout_scores(model, pool, inference, warm, 1, MC_KIND, seed)
     # kind: (scorer, passes per image, how it works)
     scorers = {
-        "entropy": (lambda positions: entropy_scores(model, pool, inference, positions), 1, "one pass"),
-        "mc": (lambda positions: mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
+        "entropy": (lambda positions: image_scores(model, pool, inference, positions, entropy), 1, "one pass"),
+        "mc": (lambda positions: mc_pass_scores(model, pool, inference, positions, t, variance, seed),
                t, "encode once, head T times"),
         "mc naive": (lambda positions: naive_mc_dropout_scores(model, pool, inference, positions, t, MC_KIND, seed),
                      t, "whole network T times"),

@@ -7,7 +7,8 @@
   several passes batched together; statistics are reduced on the device as passes arrive, so
   nothing of size T x H x W is ever held for the pool.
 - Ensemble members: the same statistics over the members' probabilities.
-- Pooled encoder features: global average of the last backbone stage (core-set, HU).
+- Pooled encoder features: global average of the last backbone stage (core-set, HU, DAL).
+- Predicted losses: the loss-prediction module on the head's multi-scale maps (LL4AL).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from al.scores import PassStats
 from al.strategies.base import (
     FEATURES,
+    LOSS_MODULE,
     MC_PASSES,
     MEMBERS,
     PROBABILITIES,
@@ -112,6 +114,21 @@ def pooled_features(model: nn.Module, eval_set: EvalSet, inference: Inference,
     return torch.stack([rows[p] for p in positions])
 
 
+@torch.no_grad()
+def predicted_losses(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int]) -> np.ndarray:
+    """(n,) losses the model's loss-prediction module predicts for the evaluation views, in eval mode."""
+    out = np.zeros(len(positions))
+    where = {p: i for i, p in enumerate(positions)}
+    with evaluating(model):
+        for batch in pool.batches(positions):
+            taps: list[Tensor] = []
+            with autocast(inference.device, inference.bf16):
+                model.segment(model.encode(inference.prepare(batch.images)), taps)
+                values = model.predict_loss(taps)
+            out[[where[p] for p in batch.positions]] = values.double().cpu().numpy()
+    return out
+
+
 def feature_dim(model: nn.Module) -> int:
     """Size of the pooled encoder features (512 for ResNet-18)."""
     return int(model.backbone.out_channels[-1])
@@ -130,6 +147,8 @@ def gather_evidence(strategy: Strategy, members: Sequence[nn.Module], train_eval
                                                strategy.settings.mc_passes, strategy.pass_scores, mc_seed)
     if MEMBERS in needs:
         evidence.image_scores = member_scores(members, train_eval, inference, positions, strategy.pass_scores)
+    if LOSS_MODULE in needs:
+        evidence.image_scores = predicted_losses(model, train_eval, inference, positions)
     if FEATURES in needs:
         evidence.candidate_features = pooled_features(model, train_eval, inference, positions)
         evidence.labelled_features = pooled_features(model, train_eval, inference, labelled_positions)

@@ -24,13 +24,18 @@ class CheckpointError(FileNotFoundError):
     """theta0 is missing or does not fit the model (one line naming the file and the fix)."""
 
 
-def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: bool) -> HybridModel:
-    """A fresh hybrid model; ImageNet weights only where asked (stage 1), theta0 covers stage 2."""
+def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: bool,
+                loss_prediction_width: int = 0) -> HybridModel:
+    """A fresh hybrid model; ImageNet weights only where asked (stage 1), theta0 covers stage 2.
+
+    `loss_prediction_width` > 0 adds LL4AL's loss-prediction module (stage 2 of LL4AL only).
+    """
     m = cfg.model
     model = HybridModel(num_classes, modalities=m.modalities, kmax=m.kmax, kmin=m.kmin, alpha=m.alpha,
                         dropout=m.dropout, base_width=m.base_width, leak=m.leak,
                         backbone_dropout=m.backbone_dropout, full_res_width=m.full_res_width, pretrained=imagenet and cfg.pre_trained,
-                        weights_path=cfg.imagenet_weights_path if imagenet else None)
+                        weights_path=cfg.imagenet_weights_path if imagenet else None,
+                        loss_prediction_width=loss_prediction_width)
     model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -59,9 +64,9 @@ def load_theta0(path: Path) -> dict[str, Any]:
 
 
 def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, device: torch.device,
-                      path: Path) -> HybridModel:
+                      path: Path, loss_prediction_width: int = 0) -> HybridModel:
     """A stage-2 model: theta0 loaded (backbone, classifier and the head's initial weights), classifier frozen."""
-    model = build_model(cfg, num_classes, device, imagenet=False)
+    model = build_model(cfg, num_classes, device, imagenet=False, loss_prediction_width=loss_prediction_width)
     loaded = set(load_matching_state(model, theta0["state_dict"]))
     missing = [k for k in model.state_dict() if k.startswith(("backbone.", "classifier.")) and k not in loaded]
     if missing:

@@ -20,7 +20,8 @@ from data.augment import random_crop_flip
 from engine.evaluate import Inference
 from engine.resident import TrainingItems
 from engine.runtime import autocast, sync
-from losses.hybrid import HybridLoss
+from losses.hybrid import HybridLoss, per_sample_bce
+from losses.ranking import margin_ranking_loss
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class TrainSettings:
     vflip: bool
     segmentation: bool      # False in stage 1: classification only, the segmentation head is skipped
     progress: bool = False
+
+
+@dataclass(frozen=True)
+class LossPredictionTraining:
+    """Learning Loss for AL trained jointly with the head: total = loss + weight * ranking loss."""
+
+    weight: float
+    margin: float
+    detach_epoch: int       # from this epoch on, the tapped maps enter the module detached
 
 
 def lr_at(settings: TrainSettings, epoch: int) -> float:
@@ -95,8 +105,13 @@ class FitStats:
 
 def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: TrainSettings,
         inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
-        generator: torch.Generator, desc: str = "train") -> FitStats:
-    """Train for settings.epochs, validating after every epoch and offering the weights to `best`."""
+        generator: torch.Generator, desc: str = "train",
+        loss_prediction: LossPredictionTraining | None = None) -> FitStats:
+    """Train for settings.epochs, validating after every epoch and offering the weights to `best`.
+
+    With `loss_prediction`, the model's loss-prediction module learns to rank the per-sample
+    segmentation losses of each batch (its parameters are in the same optimiser).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                 nesterov=settings.nesterov, dampening=settings.dampening,
@@ -119,12 +134,17 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
                                              [None] * len(idx),
                                              settings.crop, settings.hflip, settings.vflip, generator)
             x = inference.prepare(images)
+            taps: list[torch.Tensor] | None = [] if loss_prediction is not None else None
             with autocast(device, inference.bf16):
                 enc = model.encode(x, with_full_res=settings.segmentation)
                 scores, _ = model.classify(enc)
-                logits = model.segment(enc) if settings.segmentation else None
+                logits = model.segment(enc, taps) if settings.segmentation else None
             loss, _ = loss_fn(scores.float(), None if logits is None else logits.float(), items.labels[idx],
                               masks if settings.segmentation else None, items.tags[idx], return_terms=False)
+            if loss_prediction is not None:
+                predicted = model.predict_loss(taps, detach=epoch >= loss_prediction.detach_epoch)
+                target = per_sample_bce(logits.float(), masks)
+                loss = loss + loss_prediction.weight * margin_ranking_loss(predicted, target, loss_prediction.margin)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

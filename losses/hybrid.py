@@ -33,6 +33,12 @@ from constants import NORM_GROUP, NORM_SAMPLE, PL, SEG_LOSS_NORMS, L
 TERM_NAMES = ("cl", "seg_l", "seg_pl", "total")
 
 
+def per_sample_bce(mask_logits: Tensor, masks: Tensor) -> Tensor:
+    """(B,) BCE with logits of each sample, averaged over its pixels (LL4AL's target loss too)."""
+    target = masks.to(mask_logits.dtype)
+    return F.binary_cross_entropy_with_logits(mask_logits, target, reduction="none").flatten(1).mean(dim=1)
+
+
 class HybridLoss(nn.Module):
     """Classification + weighted segmentation loss; see the module docstring for the weighting."""
 
@@ -91,11 +97,7 @@ class HybridLoss(nn.Module):
         supervised = is_l | is_pl
         # U samples may carry placeholder masks: zero them so no value of theirs can reach the loss.
         target = torch.where(supervised.view(-1, 1, 1, 1), masks.to(dtype), 0.0)
-        bce = (
-            F.binary_cross_entropy_with_logits(mask_logits.to(dtype), target, reduction="none")
-            .flatten(1)
-            .mean(dim=1)
-        )
+        bce = per_sample_bce(mask_logits.to(dtype), target)
         sum_l = torch.where(is_l, bce, 0.0).sum()
         sum_pl = torch.where(is_pl, bce, 0.0).sum()
         if self.normalisation == NORM_GROUP:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.backbone import ResNet18Backbone
+from models.loss_prediction import LossPredictionModule
 from models.unet import SamplingFeatures, UNetHead
 from models.wildcat import WildcatHead
 
@@ -103,6 +104,7 @@ class HybridModel(nn.Module):
         full_res_width: int = 64,
         pretrained: bool = False,
         weights_path: str | Path | None = None,
+        loss_prediction_width: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -120,6 +122,14 @@ class HybridModel(nn.Module):
             self.backbone.out_channels, base_width=base_width, leak=leak, dropout=backbone_dropout,
             full_res_width=full_res_width,
         )
+        # Learning Loss for AL: a loss-prediction module on the head's multi-scale maps (0: none). Its
+        # initial weights come from a fork of the global generator, so that adding it changes
+        # nothing else a seeded run draws (e.g. dropout masks).
+        self.loss_head: LossPredictionModule | None = None
+        if loss_prediction_width > 0:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch.initial_seed())
+                self.loss_head = LossPredictionModule(self.seg_head.tap_channels, loss_prediction_width)
         self._frozen = False
 
     @property
@@ -186,13 +196,25 @@ class HybridModel(nn.Module):
         """WILDCAT (scores (B, C), class maps (B, C, h, w) on the layer4 grid)."""
         return self.classifier(enc.stages[-1])
 
-    def segment(self, enc: Encoded) -> Tensor:
-        """Mask logits (B, 1, H, W); stochastic when the backbone dropout is active."""
+    def segment(self, enc: Encoded, taps: list[Tensor] | None = None) -> Tensor:
+        """Mask logits (B, 1, H, W); stochastic when the backbone dropout is active.
+
+        ``taps``: a list that receives the head's multi-scale maps (for ``predict_loss``).
+        """
         if enc.full_res is None:
             raise ValueError(
                 "segmentation needs the full-resolution branch: encode(x, with_full_res=True)"
             )
-        return self.seg_head(enc.stages, enc.full_res)
+        return self.seg_head(enc.stages, enc.full_res, taps)
+
+    def predict_loss(self, taps: Sequence[Tensor], detach: bool = False) -> Tensor:
+        """(B,) losses predicted by the loss-prediction module from the maps ``segment`` tapped.
+
+        ``detach``: the maps enter the module without a gradient path back into the head.
+        """
+        if self.loss_head is None:
+            raise ValueError("this model has no loss-prediction module: build it with loss_prediction_width > 0")
+        return self.loss_head([t.detach() for t in taps] if detach else taps)
 
     def forward(self, x: Tensor) -> HybridOutput:
         enc = self.encode(x)

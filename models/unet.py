@@ -144,11 +144,18 @@ class UNetHead(nn.Module):
         fusion = F.conv2d(full_res, full_half, self.fuse[0].bias, padding=1)
         return SamplingFeatures(down_input=_resize(full_res, bridge_hw), fusion=fusion)
 
-    def forward(self, stages: Sequence[Tensor], full_res: Tensor | SamplingFeatures) -> Tensor:
+    @property
+    def tap_channels(self) -> tuple[int, ...]:
+        """Channels of the down blocks' outputs, the multi-scale maps ``forward`` can tap."""
+        return tuple(block[0].out_channels for block in self.downs)
+
+    def forward(self, stages: Sequence[Tensor], full_res: Tensor | SamplingFeatures,
+                taps: list[Tensor] | None = None) -> Tensor:
         """Mask logits from the stages and the branch (or its ``sampling_features``).
 
         With sampling features, the stages may hold t rows per image (``Encoded.repeat``): the fusion
-        term of image i is added to rows i*t .. i*t+t-1.
+        term of image i is added to rows i*t .. i*t+t-1. A list passed as ``taps`` receives the
+        output of every down block (finest first), e.g. for a loss-prediction module.
         """
         bridges = [bridge(self.dropout(s)) for bridge, s in zip(self.bridges, stages, strict=True)]
         sampling = isinstance(full_res, SamplingFeatures)
@@ -158,6 +165,8 @@ class UNetHead(nn.Module):
             x = _resize(x, bridge.shape[-2:])
             skips.append(x)
             x = self.dropout(down(torch.cat([x, bridge], dim=1)))
+            if taps is not None:
+                taps.append(x)
         # skips[0] is the resized full-resolution branch: the last fusion uses it at full size.
         for up, skip in zip(self.ups, reversed(skips[1:]), strict=True):
             x = _resize(_upsample2(x), skip.shape[-2:])

@@ -5,20 +5,29 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
+from al.state import RunStateError
+from al.strategies import STRATEGIES, StrategySettings
 from bench.knn_speed import fast_pairs, full_matrix_pairs, synthetic_histograms
-from bench.measure import measure
+from bench.measure import Measured, measure
 from bench.report import CSV_COLUMNS
+from bench.rounds import read_round_state, round_row
 from bench.run import main, run_suite
 from bench.sizes import SMALL
+from bench.strategies import pool_round
 
 CPU = torch.device("cpu")
-TINY = dataclasses.replace(SMALL, crop=72, view_hw=(80, 80), batch=2, warmup=1, iterations=2, knn_sizes=(200,))
+TINY = dataclasses.replace(SMALL, crop=72, view_hw=(80, 80), batch=2, warmup=1, iterations=2, knn_sizes=(200,),
+                           pools=(8,), naive_max_pool=8, passes=2, strategy_pools=(16,))
+STATE_V1 = Path(__file__).parent / "fixtures" / "state_v1" / "mc_dropout.json"
 
 
 @pytest.fixture
@@ -81,3 +90,66 @@ def test_bad_item_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "bogus" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_score_item_runs_the_strategy_scorers_and_the_naive_reference(tmp_path: Path) -> None:
+    rows, _, _ = run_suite(("score",), TINY, CPU, tmp_path, None, ["--only", "score"], log=lambda _: None)
+    score = {row.case: row for row in rows if row.item == "score"}
+    assert set(score) == {"entropy n=8", "mc T=2 n=8", "mc naive T=2 n=8"}
+    assert all(row.value is not None and row.value > 0 for row in score.values())
+    fast = score["mc T=2 n=8"]
+    assert fast.reference == "naive" and fast.ratio == pytest.approx(fast.value / score["mc naive T=2 n=8"].value)
+    assert fast.extra["scores_finite"] is True
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_strategies_item_writes_one_row_per_registered_strategy(tmp_path: Path) -> None:
+    _, csv_path, json_path = run_suite(("strategies",), TINY, CPU, tmp_path, None, ["--only", "strategies"],
+                                       log=lambda _: None)
+    with csv_path.open(newline="") as handle:
+        lines = [line for line in csv.DictReader(handle) if line["item"] == "strategies"]
+    assert [line["case"] for line in lines] == [f"{name} n=16" for name in STRATEGIES]
+    assert all(float(line["value"]) > 0 and line["metric"] == "s" for line in lines)
+    assert all(line["reference"] == "Entropy" and float(line["ratio"]) > 0 for line in lines)
+    measured = {row["case"].split()[0]: row for row in json.loads(json_path.read_text())["rows"]
+                if row["item"] == "strategies"}
+    entropy = measured["Entropy"]
+    assert entropy["ratio"] == pytest.approx(1.0) and entropy["reference_value"] == pytest.approx(entropy["value"])
+    for row in measured.values():
+        assert row["ratio"] == pytest.approx(entropy["value"] / row["value"])
+    # The pick is the round's: per_class of each class, among the candidates, never a labelled image.
+    fake_pool = SimpleNamespace(ids=[f"pool_{i:06d}" for i in range(16)],
+                                labels=np.arange(16, dtype=np.int64) % TINY.num_classes)
+    rnd = pool_round(fake_pool, 16, seed=0)
+    candidates = {fake_pool.ids[p] for p in rnd.candidates}
+    assert rnd.per_class >= 1 and len(rnd.labelled) >= 2 * TINY.num_classes
+    for name, row in measured.items():
+        extra = row["extra"]
+        assert extra["candidates"] == len(rnd.candidates) and extra["labelled"] == len(rnd.labelled), name
+        assert len(extra["selected"]) == len(set(extra["selected"])) == rnd.per_class * TINY.num_classes, name
+        assert set(extra["selected"]) <= candidates, name
+        assert extra["gather_s"] + extra["select_s"] <= row["value"] and extra["images_per_s"] > 0, name
+        if name != "Random":
+            assert extra["scored"] == len(rnd.candidates) and extra["scores_finite"] is True, name
+    # Every model-based strategy gathered evidence; Ensemble scored with all its members.
+    assert measured["Random"]["extra"]["evidence_mb"] == 0
+    assert all(measured[name]["extra"]["evidence_mb"] > 0 for name in measured if name != "Random")
+    assert measured["Ensemble"]["extra"]["models"] == StrategySettings().ensemble_size
+    assert "scoring only" in measured["Ensemble"]["note"]
+    assert all(measured[name]["extra"]["models"] == 1 for name in measured if name != "Ensemble")
+
+
+def test_round_row_reads_the_round_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    shutil.copy(STATE_V1, path)
+    state = read_round_state(path)
+    payload = json.loads(STATE_V1.read_text())
+    row = round_row("synthetic", "MC_Dropout", state, Measured(seconds=5.0))
+    assert row.value == pytest.approx(sum(payload["timings"].values()))
+    assert row.extra["n_labelled"] == len(payload["labelled"]) and row.extra["epochs"] == 2
+    assert row.extra["test_dice"] == payload["metrics"]["test"]["dice_idx"]
+    assert "score 1.85" in row.note and "pseudo_label" not in row.note
+    path.write_text(json.dumps({**payload, "round": "0"}))
+    with pytest.raises(RunStateError, match="round"):
+        read_round_state(path)

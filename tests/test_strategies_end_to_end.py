@@ -15,8 +15,10 @@ import constants as C
 from al.methods import METHODS
 from al.strategies import STRATEGIES
 
-NEW_STRATEGIES = (C.LEAST_CONFIDENCE, C.MARGIN, C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN)
-ENSEMBLE_2 = ("--ensemble_size", "2")
+NEW_STRATEGIES = (C.LEAST_CONFIDENCE, C.MARGIN, C.MC_ENTROPY, C.MC_BALD, C.ENSEMBLE, C.CORESET, C.HU, C.HU_KNN,
+                  C.LL4AL, C.DAL)
+# Small settings the tiny runs need (2 epochs: the loss-prediction module detaches after the first).
+SMALL = ("--ensemble_size", "2", "--ll4al_detach_epoch", "1", "--dal_max_epochs", "50")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_every_method_names_a_registered_strategy() -> None:
 @pytest.mark.parametrize("method", NEW_STRATEGIES)
 def test_three_rounds_rerun_identically(exp_root: Path, method: str) -> None:
     for exp_id in (f"{method}-a", f"{method}-b"):
-        run(exp_root, "--al_type", method, "--al_it", "0", "--al_it_end", "2", "--exp_id", exp_id, *ENSEMBLE_2)
+        run(exp_root, "--al_type", method, "--al_it", "0", "--al_it_end", "2", "--exp_id", exp_id, *SMALL)
     first, again = states(exp_root, f"{method}-a"), states(exp_root, f"{method}-b")
     assert [s["n_labelled"] for s in first] == [6, 9, 12]
     assert first == again
@@ -70,6 +72,15 @@ def test_ensemble_reports_its_best_member(exp_root: Path) -> None:
     assert scores[member] == max(scores.values()) and ensemble["best"]["valid_score"] == scores[member]
 
 
+def test_ll4al_with_weight_0_trains_the_head_as_random_does(exp_root: Path) -> None:
+    run(exp_root, "--al_type", C.LL4AL, "--al_it", "0", "--exp_id", "ll4al-w0", "--ll4al_weight", "0", *SMALL)
+    (ll4al,), random = states(exp_root, "ll4al-w0"), states(exp_root, "random")[0]
+    assert ll4al["history"] == random["history"] and ll4al["metrics"] == random["metrics"]
+    assert ll4al["selected"] != random["selected"]  # picked by predicted loss, not at random
+    trained = states(exp_root, f"{C.LL4AL}-a")[0]
+    assert trained["history"]["cycle0"]["loss"] != random["history"]["cycle0"]["loss"]
+
+
 def test_hu_with_the_pca_search_runs(exp_root: Path) -> None:
     run(exp_root, "--al_type", C.HU, "--al_it", "0", "--exp_id", "hu-pca", "--hu_pca_search", "true",
         "--hu_pca_dim", "2")
@@ -96,6 +107,11 @@ def _tree(root: Path) -> dict[str, str]:
     (("--al_type", C.HU, "--p_init_samples", "0"), "p_init_samples"),
     (("--al_type", C.HU, "--p_init_samples", "4"), "p_init_samples"),   # one labelled image per class
     (("--al_type", C.HU_KNN, "--hu_knn_k", "7"), "hu_knn_k"),
+    (("--al_type", C.LL4AL, "--ll4al_detach_epoch", "3"), "ll4al_detach_epoch"),  # past max_epochs 2
+    (("--al_type", C.LL4AL, "--ll4al_width", "0"), "ll4al_width"),
+    (("--al_type", C.LL4AL, "--ll4al_subset", "0"), "ll4al_subset"),
+    (("--al_type", C.DAL, "--dal_sub_batches", "0"), "dal_sub_batches"),
+    (("--al_type", C.DAL, "--p_init_samples", "0"), "p_init_samples"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(exp_root: Path, capsys: pytest.CaptureFixture,
                                                           args: tuple[str, ...], words: str) -> None:

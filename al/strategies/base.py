@@ -25,7 +25,8 @@ MC_PASSES = "mc_passes"            # T stochastic passes with dropout on (mcdrop
 MEMBERS = "members"                # the models of a deep ensemble trained in the round
 FEATURES = "features"              # pooled encoder features of the labelled set and of the candidates
 VALID_FEATURES = "valid_features"  # pooled encoder features of the validation set (with labels)
-NEEDS = (PROBABILITIES, MC_PASSES, MEMBERS, FEATURES, VALID_FEATURES)
+LOSS_MODULE = "loss_module"        # a loss-prediction module trained with the model, and its predictions
+NEEDS = (PROBABILITIES, MC_PASSES, MEMBERS, FEATURES, VALID_FEATURES, LOSS_MODULE)
 
 
 class StrategyError(ConfigError):
@@ -47,6 +48,14 @@ class StrategySettings:
     hu_pca_metric: str = "val"
     hu_knn_k: int = 5
     hu_knn_max_per_class: int = 1000
+    dal_sub_batches: int = 10           # DAL: sub-batches of the round's pick, retraining between them
+    dal_stop_accuracy: float = 0.98     # DAL: stop training the discriminator above this training accuracy
+    dal_max_epochs: int = 500
+    dal_lr: float = 2e-4
+    dal_batch_size: int = 1024
+    dal_width: int = 256                # DAL: hidden width of the MLP (20 when features have < 30 dims)
+    dal_pool_ratio: int = 10            # DAL: each sub-batch scores min(dal_pool_ratio * |L|, |U|) candidates
+    ll4al_subset: int = 10000           # LL4AL: candidates scored per round, drawn at random
 
 
 @dataclass
@@ -57,7 +66,7 @@ class Evidence:
     candidate_labels: np.ndarray                    # (n,) int64 image-level classes
     labelled: list[str]
     labelled_labels: np.ndarray                     # (m,) int64
-    image_scores: np.ndarray | None = None          # (n,) from pixel_scores / pass_scores, mean over valid pixels
+    image_scores: np.ndarray | None = None          # (n,) pixel_scores / pass_scores mean, or predicted losses
     candidate_features: Tensor | None = None        # (n, D) float32, on the device
     labelled_features: Tensor | None = None         # (m, D) float32, on the device
     valid_features: Tensor | None = None            # (v, D) float32, on the device
@@ -91,6 +100,10 @@ class Strategy:
 
     def check(self, labelled_labels: np.ndarray, feature_dim: int) -> None:
         """Refuse a round this strategy cannot score, before anything is trained or written."""
+
+    def candidate_subset(self, candidates: list[str], rng: np.random.Generator) -> list[str]:
+        """The candidates this round scores (all of them, unless the strategy samples the pool)."""
+        return candidates
 
     def pixel_scores(self, class_probs: Tensor) -> Tensor:
         """Per-pixel score from class probabilities (B, C, ...) -> (B, ...); PROBABILITIES strategies."""
