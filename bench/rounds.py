@@ -33,7 +33,9 @@ from data.records import Fold
 from main import run_rounds
 from parseit import parse_config, resolve_path
 
-METHODS = (C.WSL, C.RANDOM, C.ENTROPY, C.MC_DROPOUT, C.LABEL_PROP, C.FULL_SUP)
+# The paper's methods, then the strategies that add training to a round (Ensemble trains
+# ensemble_size heads, LL4AL its loss-prediction module, DAL a discriminator while selecting).
+METHODS = (C.WSL, C.RANDOM, C.ENTROPY, C.MC_DROPOUT, C.LABEL_PROP, C.FULL_SUP, C.ENSEMBLE, C.LL4AL, C.DAL)
 PHASES = ("train", "validate", "score", "select", "pseudo_label", "write")
 PROJECTED_EPOCHS = 1000
 # baseline.md: Random round 0, 0.48 s training + 0.49 s validation per epoch plus 17-25 s around the
@@ -102,7 +104,10 @@ def read_round_state(path: Path) -> RoundState:
 def run_round(study: Study, method: str, epochs: int, exp_id: str, device: torch.device
               ) -> tuple[RoundState, Measured]:
     """Round 0 of `method` through main.run_rounds; its round state and the measured wall time."""
-    cfg = parse_config([*study.args, "--al_type", method, "--max_epochs", str(epochs), "--exp_id", exp_id])
+    # LL4AL detaches the module's inputs after 60 % of the epochs, as the paper's 120 of 200.
+    detach = ("--ll4al_detach_epoch", str(epochs * 3 // 5)) if method == C.LL4AL else ()
+    cfg = parse_config([*study.args, "--al_type", method, "--max_epochs", str(epochs), "--exp_id", exp_id,
+                        *detach])
     with measure(device) as measured:
         run_rounds(cfg)
     return read_round_state(run_dir(cfg) / "round_000" / STATE_FILE), measured
