@@ -24,6 +24,19 @@ METHODS = (*PAPER_METHODS, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, ENSEMB
 SINGLE_ROUND_METHODS = (WSL, FULL_SUP)
 # Methods that score the pool with stochastic forward passes (they train with dropout on).
 MC_METHODS = (MC_DROPOUT, MC_ENTROPY, MC_BALD)
+# Active-learning methods whose oracle can pick image regions: their strategy scores pixels (or, for
+# Random, draws regions at random); the others score whole images.
+PIXEL_METHODS = (RANDOM, ENTROPY, LEAST_CONFIDENCE, MARGIN, MC_DROPOUT, MC_ENTROPY, MC_BALD, ENSEMBLE)
+
+# What the oracle annotates: whole images, or superpixel regions of images (strategies.md 10).
+UNIT_IMAGE = "image"
+UNIT_REGION = "region"
+ANNOTATION_UNITS = (UNIT_IMAGE, UNIT_REGION)
+SUPERPIXEL_METHODS = ("slic", "watershed")
+# Mask value of the pixels the oracle has not revealed (partial masks of region-level AL).
+IGNORE = 255
+# Region budget: as many regions, or as many pixels, as the images a round of image-level AL picks.
+REGION_BUDGET_UNITS = ("regions", "pixels")
 
 # Datasets with a reader.
 SYNTHETIC = "synthetic"

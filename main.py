@@ -30,6 +30,8 @@ import constants as C
 from al import selection
 from al.methods import METHODS, Method
 from al.pseudo_label import FeatureSettings, load_or_build, merge_pairs, pair_unlabelled
+from al.regions import load_or_build as regions_cache
+from al.regions import partial_mask, region_means, region_sizes, top_regions
 from al.state import (
     BestEpoch,
     RoundState,
@@ -43,7 +45,7 @@ from al.state import (
 from al.strategies import Strategy, StrategySettings, build_strategy
 from al.strategies.base import LOSS_MODULE, Evidence, Selection
 from data.records import DataError
-from engine.acquire import gather_evidence
+from engine.acquire import gather_evidence, pixel_score_maps
 from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
 from engine.context import RunData, inference, load_data, train_settings
 from engine.evaluate import (
@@ -211,9 +213,14 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
         with clock("pseudo_label"):
             pairs = merge_pairs(pairs, pair_by_colour(cfg, data, labelled, device))
 
+    # Region-level annotation: the regions revealed so far, whose images train on partial masks.
+    regions = superpixel_maps(cfg, data) if cfg.annotation_unit == C.UNIT_REGION and strategy is not None else {}
+    revealed = revealed_regions(previous)
+
     # Cycle 0: theta0 -> L_r plus P_{r-1}; a deep ensemble trains several members, the best one reports.
     n_models = 1 if strategy is None else strategy.n_models()
     entries = [(pool.position[i], C.L, None) for i in labelled]
+    entries += [(pool.position[u], C.L, partial_mask_view(data, regions, u, revealed[u])) for u in revealed]
     entries += [(pool.position[u], C.PL, mask) for u, mask in carried.items()]
     members, best, history = train_members(cfg, data, theta0, entries, infer, r, n_models, clock,
                                            loss_prediction_training(cfg, strategy))
@@ -249,9 +256,12 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
             metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(final.dice.values()))) if final.dice
                                  else None, "n": len(pairs)}
 
-    # The oracle picks U'_{r+1}.
-    picked = Selection([])
-    if strategy is not None:
+    # The oracle picks U'_{r+1}: images, or regions of images.
+    picked, picked_regions = Selection([]), RegionPick({}, {}, exhausted=True)
+    if regions:
+        picked_regions = acquire_regions(cfg, strategy, members, data, infer, regions, leftovers, revealed, r, clock)
+        picked = Selection(sorted(picked_regions.regions), picked_regions.scores)
+    elif strategy is not None:
         candidates = selection.oracle_candidates(leftovers, list(pairs), data.n_classes, cfg.protect_pl) \
             if method.pseudo_labels else leftovers
         picked = acquire(cfg, strategy, members, data, infer, candidates, labelled, r, clock)
@@ -261,24 +271,63 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
     with clock("write"):
         for u in next_pairs:
             run.write_mask(partial, u, final.masks[pool.position[u]].cpu().numpy())
+    exhausted = picked_regions.exhausted if regions else len(leftovers) == len(picked.selected)
     return RoundState(round=r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(pool),
                       labelled=labelled, selected=picked.selected, pseudo_pairs=next_pairs,
-                      n_pseudo_trained=len(pairs),
-                      exhausted=method.single_round or len(leftovers) == len(picked.selected),
+                      n_pseudo_trained=len(pairs), exhausted=method.single_round or exhausted,
+                      unit=C.UNIT_REGION if regions else C.UNIT_IMAGE,
+                      revealed={u: sorted(k) for u, k in revealed.items()},
+                      selected_regions=picked_regions.regions,
+                      pixels_annotated=annotated_pixels(data, labelled, regions, revealed),
+                      n_pixels=sum(s.image.shape[-2] * s.image.shape[-1] for s in data.train),
                       threshold=threshold, pseudo_threshold=final.threshold, best=best_epoch(best),
                       metrics=metrics, test_dice_per_image=dict(zip(test.ids, test.dice)),
                       scores=picked.scores, history=history)
 
 
 def labelled_set(cfg: Config, method: Method, data: RunData, previous: RoundState | None) -> list[str]:
-    """L_r: every train image (Full_sup), L_0 shared by all methods of a seed, or L_{r-1} plus U'_r."""
+    """L_r, the fully annotated images: every train image (Full_sup), L_0 shared by all methods of a seed,
+    or L_{r-1} plus U'_r (region-level rounds keep L_0 and reveal regions of other images)."""
     pool = data.pool
     if method.single_round:
         return sorted(pool.ids)
     if previous is None:
         per_class = selection.initial_per_class(cfg.p_init_samples, len(pool), data.n_classes)
         return sorted(selection.initial_labelled(pool.ids, pool.labels, per_class, cfg.MYSEED))
+    if previous.unit == C.UNIT_REGION:  # the region pick only reveals regions (revealed_regions)
+        return sorted(previous.labelled)
     return sorted(set(previous.labelled) | set(previous.selected))
+
+
+def revealed_regions(previous: RoundState | None) -> dict[str, set[int]]:
+    """The regions revealed before round r: those of round r-1 plus its region pick."""
+    if previous is None:
+        return {}
+    out = {u: set(k) for u, k in previous.revealed.items()}
+    for u, k in previous.selected_regions.items():
+        out.setdefault(u, set()).update(k)
+    return dict(sorted(out.items()))
+
+
+def superpixel_maps(cfg: Config, data: RunData) -> dict[str, torch.Tensor]:
+    """Every train image's superpixels at original resolution, computed once per fold and cached."""
+    return regions_cache(experiment_dir(cfg) / "superpixels", data.pool.ids, [s.image for s in data.train],
+                         cfg.regions_per_image, cfg.superpixel_method, cfg.progress)
+
+
+def partial_mask_view(data: RunData, regions: dict[str, torch.Tensor], u: str, revealed: set[int]) -> torch.Tensor:
+    """Image u's true mask on its revealed regions and IGNORE elsewhere, in the training geometry."""
+    p = data.pool.position[u]
+    return data.pool.mask_view(p, partial_mask(data.train[p].mask, regions[u], sorted(revealed)))
+
+
+def annotated_pixels(data: RunData, labelled: list[str], regions: dict[str, torch.Tensor],
+                     revealed: dict[str, set[int]]) -> int:
+    """Pixels the oracle annotated for this round's training: whole images of L_r and revealed regions."""
+    total = sum(int(data.train[data.pool.position[i]].image[0].numel()) for i in labelled)
+    for u, ks in revealed.items():
+        total += int(torch.isin(regions[u], torch.tensor(sorted(ks), dtype=regions[u].dtype)).sum())
+    return total
 
 
 def carried_pseudo_masks(run: RunFolder, r: int, previous: RoundState | None,
@@ -355,7 +404,8 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
     best = best or BestModel(model)
     loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,
                       cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
-                      else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False)
+                      else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False,
+                      ignore_unrevealed=cfg.annotation_unit == C.UNIT_REGION)
     stats = fit(model, data.pool.items(entries), loss,
                 train_settings(cfg, data.pool.geometry.train_crop, segmentation=True), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
@@ -386,6 +436,57 @@ def acquire(cfg: Config, strategy: Strategy, members: list[Any], data: RunData, 
         return strategy.select(evidence, per_class, rng)
 
 
+@dataclass
+class RegionPick:
+    regions: dict[str, list[int]]   # image id -> regions the oracle reveals next
+    scores: dict[str, float]        # image id -> highest score among its candidate regions
+    exhausted: bool                 # no unrevealed region is left after this pick
+
+
+def acquire_regions(cfg: Config, strategy: Strategy, members: list[Any], data: RunData, infer: Any,
+                    regions: dict[str, torch.Tensor], leftovers: list[str], revealed: dict[str, set[int]], r: int,
+                    clock: Clock) -> RegionPick:
+    """The top regions of the images not fully labelled, by the mean of the strategy's pixel score over
+    each region (a random draw for Random); the budget is that of image-level AL, in regions or pixels."""
+    pool = data.pool
+    rng = np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT))
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # image id -> (region means, region sizes)
+    with clock("score"):
+        if strategy.required():
+            maps = pixel_score_maps(strategy, members, data.train_eval, infer, [pool.position[u] for u in leftovers],
+                                    derived_seed(cfg.MYSEED, r, 0, MC))
+            for p, pixel_map in maps:
+                labels = regions[pool.ids[p]].to(pixel_map.device, torch.int64)
+                n = int(labels.max()) + 1
+                rows[pool.ids[p]] = (region_means(pixel_map, labels, n).cpu().numpy(),
+                                     region_sizes(labels, n).cpu().numpy())
+        else:
+            for u in sorted(leftovers):
+                labels = regions[u].to(torch.int64)
+                n = int(labels.max()) + 1
+                rows[u] = (rng.random(n), region_sizes(labels, n).numpy())
+    ids, index, values, sizes = [], [], [], []
+    for u in sorted(rows):
+        means, counts = rows[u]
+        for k in range(len(means)):
+            if k not in revealed.get(u, ()):
+                ids.append(u)
+                index.append(k)
+                values.append(means[k])
+                sizes.append(counts[k])
+    images = selection.round_count(cfg.p_samples, len(pool))
+    budget = images * cfg.regions_per_image if cfg.region_budget == "regions" else \
+        images * sum(s.image[0].numel() for s in data.train) // len(pool)
+    with clock("select"):
+        picks = top_regions(ids, np.asarray(index), np.asarray(values), np.asarray(sizes), budget, cfg.region_budget)
+    picked: dict[str, list[int]] = {}
+    for u, k in picks:
+        picked.setdefault(u, []).append(int(k))
+    best = {u: float(rows[u][0][[k for k in range(len(rows[u][0])) if k not in revealed.get(u, ())]].max())
+            for u in rows if len(rows[u][0]) > len(revealed.get(u, ()))}
+    return RegionPick({u: sorted(k) for u, k in sorted(picked.items())}, best, exhausted=len(picks) == len(ids))
+
+
 def best_epoch(best: BestModel) -> BestEpoch:
     return BestEpoch(epoch=best.epoch, cycle=best.cycle, valid_score=best.score, member=best.member)
 
@@ -405,7 +506,12 @@ def round_line(state: RoundState) -> str:
         parts.append(f"threshold {state.threshold:.2f}")
     if state.metric("pseudo", "dice_idx") is not None:
         parts.append(f"pseudo-mask Dice {state.metric('pseudo', 'dice_idx'):.2f} ({state.metrics['pseudo']['n']})")
-    if state.selected:
+    if state.unit == C.UNIT_REGION:
+        parts.append(f"{sum(map(len, state.revealed.values()))} regions revealed in {len(state.revealed)} images, "
+                     f"{state.percent_pixels:.1f} % of pixels")
+    if state.selected_regions:
+        parts.append(f"selected {sum(map(len, state.selected_regions.values()))} regions")
+    elif state.selected:
         parts.append(f"selected {len(state.selected)}")
     parts.append(f"{sum(state.timings.values()):.1f} s")
     return " | ".join(parts)

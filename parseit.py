@@ -153,6 +153,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "hu_knn_k": _k(int, "HU_kNN: neighbours of the kNN classifier", minimum=1),
         "hu_knn_max_per_class": _k(int, "HU_kNN: labelled samples kept per class (random undersampling)",
                                    minimum=1),
+        "annotation_unit": _k(str, "what the oracle annotates: whole images, or superpixel regions (partial masks)",
+                              choices=C.ANNOTATION_UNITS),
+        "regions_per_image": _k(int, "region unit: superpixels per image (computed once per dataset and cached)",
+                                minimum=1),
+        "superpixel_method": _k(str, "region unit: SLIC, or watershed on the Sobel gradient (strategies.md 10)",
+                                choices=C.SUPERPIXEL_METHODS),
+        "region_budget": _k(str, "region unit: each round reveals as many regions (regions_per_image x the images "
+                            "of p_samples) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
         "ll4al_width": _k(int, "LL4AL: width of the loss-prediction module's per-level layers", minimum=1),
         "ll4al_margin": _k(float, "LL4AL: margin of the pairwise ranking loss (> 0)", minimum=0.0),
         "ll4al_weight": _k(float, "LL4AL: weight of the ranking loss in the training loss (0: the module "
@@ -512,6 +520,10 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if data["hu_ridge"] <= 0:
         raise ConfigError(f"hu_ridge must be > 0 (a singular class covariance cannot be inverted), got "
                           f"{data['hu_ridge']:g}: pass --hu_ridge 1e-6")
+    if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
+            and method not in C.SINGLE_ROUND_METHODS):
+        raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
+                          f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
     if data["ll4al_margin"] <= 0:
         raise ConfigError(f"ll4al_margin must be > 0, got {data['ll4al_margin']:g}: pass --ll4al_margin 1")
     if data["dal_lr"] <= 0:

@@ -38,7 +38,7 @@ from parseit import REPO_ROOT, exit_on_error
 
 CONFIG_FILE = "config.yaml"
 # Folders of a fold that hold no run (the stage-1 checkpoints and Label_prop's kNN cache).
-NOT_RUNS = ("theta0", "knn_cache")
+NOT_RUNS = ("theta0", "knn_cache", "superpixels")
 # More run folders than this get a progress bar.
 PROGRESS_MIN_RUNS = 20
 MAX_TICKS = 12
@@ -119,6 +119,7 @@ class MethodSummary:
     rows: tuple[RoundRow, ...]
     seed_aucs: tuple[float, ...]
     notes: tuple[str, ...]
+    by_pixels: bool = False    # x is the annotated share of pixels (some run of the dataset picks regions)
 
     @property
     def auc(self) -> Stat:
@@ -151,7 +152,14 @@ def method_order(methods: Iterable[str]) -> list[str]:
     return [m for m in C.METHODS if m in names] + sorted(names - set(C.METHODS))
 
 
-def summarise_method(method: str, runs: Mapping[int, Run]) -> MethodSummary | None:
+def annotated_percent(state: RoundState, by_pixels: bool) -> float:
+    """The x of a round: % of images pixel-labelled, or % of pixels annotated when regions are picked."""
+    if by_pixels and state.percent_pixels is not None:
+        return state.percent_pixels
+    return state.percent_labelled
+
+
+def summarise_method(method: str, runs: Mapping[int, Run], by_pixels: bool = False) -> MethodSummary | None:
     """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one."""
     notes = [f"{method} seed {s} has no finished round: left out" for s, r in sorted(runs.items()) if not r.states]
     kept = {s: r for s, r in sorted(runs.items()) if r.states}
@@ -169,19 +177,21 @@ def summarise_method(method: str, runs: Mapping[int, Run]) -> MethodSummary | No
         rows.append(RoundRow(
             round=r,
             n_labelled=mean_std(float(s.n_labelled) for s in states),
-            percent=mean_std(s.percent_labelled for s in states),
+            percent=mean_std(annotated_percent(s, by_pixels) for s in states),
             test_dice=mean_std(s.metric("test", "dice_idx") for s in states),
             valid_dice=mean_std(s.metric("valid", "dice_idx") for s in states),
             test_acc=mean_std(s.metric("test", "acc") for s in states),
             pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states)))
     seed_aucs = tuple(auc([run.states[r].metric("test", "dice_idx") for r in range(n)]) for run in kept.values())
-    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes))
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), by_pixels)
 
 
 def summarise(runs: Iterable[Run]) -> list[MethodSummary]:
     """One summary per method, in the project's method order."""
+    runs = list(runs)
     groups = group_runs(runs)
-    out = [summarise_method(m, groups[m]) for m in method_order(groups)]
+    by_pixels = any(state.unit == C.UNIT_REGION for run in runs for state in run.states)
+    out = [summarise_method(m, groups[m], by_pixels) for m in method_order(groups)]
     return [s for s in out if s is not None]
 
 
@@ -250,6 +260,12 @@ def _percent_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
     ax.set_xticklabels([f"{round(x)}" for x in xs[::step]])
 
 
+def _x_label(summaries: Sequence[MethodSummary]) -> str:
+    if any(s.by_pixels for s in summaries):
+        return "annotated training pixels (%)"
+    return "labelled training images (%)"
+
+
 def colours(summaries: Sequence[MethodSummary]) -> dict[str, Any]:
     """One colour per method, the same in every figure of a dataset; distinct for up to 20 methods
     (the default cycle repeats after 10, and every strategy may be on one figure)."""
@@ -282,7 +298,7 @@ def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
         else:
             _curve(ax, s, "test_dice", label, colour[s.method])
     _percent_ticks(ax, summaries)
-    ax.set_xlabel("labelled training images (%)")
+    ax.set_xlabel(_x_label(summaries))
     ax.set_ylabel("test Dice (%)")
     ax.set_title(f"{dataset}: test Dice, mean ± std over {_seed_count(summaries)} seeds")
     ax.grid(alpha=0.3)
@@ -301,7 +317,7 @@ def pseudo_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
     for s in shown:
         _curve(ax, s, "pseudo_dice", s.method, colour[s.method])
     _percent_ticks(ax, shown)
-    ax.set_xlabel("labelled training images (%)")
+    ax.set_xlabel(_x_label(shown))
     ax.set_ylabel("pseudo-mask Dice (%)")
     ax.set_title(f"{dataset}: pseudo-mask Dice, mean ± std over {_seed_count(shown)} seeds")
     ax.grid(alpha=0.3)

@@ -87,14 +87,30 @@ class PassStats:
         self._require_passes()
         return (binary_entropy(self._mean) - self._mean_h).mean(dim=1).clamp_min(0.0)
 
+    def variance_map(self) -> Tensor:
+        """Per-pixel population variance over the passes, float64 (B, pixels): for region scores."""
+        self._require_passes()
+        return (self._m2 / self.count).clamp_min(0.0)
+
+    def predictive_entropy_map(self) -> Tensor:
+        """Per-pixel H(mean_t p), float64 (B, pixels)."""
+        self._require_passes()
+        return binary_entropy(self._mean)
+
+    def bald_map(self) -> Tensor:
+        """Per-pixel H(mean_t p) - mean_t H(p), float64 (B, pixels)."""
+        self._require_passes()
+        return (binary_entropy(self._mean) - self._mean_h).clamp_min(0.0)
+
     def _require_passes(self) -> None:
         if self.count == 0:
             raise ValueError("no pass was added; call update() at least once before reading scores")
 
 
-
-# The scores of several passes or members, by name (strategies.md 4).
+# The scores of several passes or members, by name (strategies.md 4): per image and per pixel.
 PASS_SCORES = {"entropy": PassStats.predictive_entropy, "bald": PassStats.bald, "variance": PassStats.variance}
+PASS_MAPS = {"entropy": PassStats.predictive_entropy_map, "bald": PassStats.bald_map,
+             "variance": PassStats.variance_map}
 
 
 def pass_score(stats: PassStats, kind: str) -> Tensor:
@@ -102,3 +118,10 @@ def pass_score(stats: PassStats, kind: str) -> Tensor:
     if kind not in PASS_SCORES:
         raise ValueError(f"unknown pass score '{kind}': use one of {', '.join(PASS_SCORES)}")
     return PASS_SCORES[kind](stats)
+
+
+def pass_map(stats: PassStats, kind: str) -> Tensor:
+    """The named score per pixel, (B, pixels): what region-level selection averages over a region."""
+    if kind not in PASS_MAPS:
+        raise ValueError(f"unknown pass score '{kind}': use one of {', '.join(PASS_MAPS)}")
+    return PASS_MAPS[kind](stats)

@@ -114,6 +114,11 @@ class RoundState:
     test_dice_per_image: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)       # strategy score of every scored candidate
     timings: dict[str, float] = field(default_factory=dict)      # seconds per phase
+    unit: str = "image"                                          # what the oracle annotates: image or region
+    revealed: dict[str, list[int]] = field(default_factory=dict)  # partially annotated image -> its regions
+    selected_regions: dict[str, list[int]] = field(default_factory=dict)  # the region pick, per image
+    pixels_annotated: int = 0                                    # pixels of L_r plus the revealed regions
+    n_pixels: int = 0                                            # pixels of the whole train set
     version: int = STATE_VERSION
 
     @property
@@ -123,6 +128,11 @@ class RoundState:
     @property
     def percent_labelled(self) -> float:
         return 100 * len(self.labelled) / self.n_train
+
+    @property
+    def percent_pixels(self) -> float | None:
+        """Annotated share of the train set's pixels, in % (None in files that predate it)."""
+        return 100 * self.pixels_annotated / self.n_pixels if self.n_pixels else None
 
     def metric(self, subset: str, key: str) -> float | None:
         """metrics[subset][key], or None when the round did not measure it."""
@@ -134,6 +144,7 @@ class RoundState:
         payload = asdict(self)
         payload["n_labelled"] = self.n_labelled
         payload["percent_labelled"] = self.percent_labelled
+        payload["percent_pixels"] = self.percent_pixels
         return payload
 
     @classmethod
@@ -175,7 +186,8 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "labelled": (list,), "selected": (list,), "exhausted": (bool,), "metrics": (dict,), "history": (dict,),
     "pseudo_pairs": (dict,), "n_pseudo_trained": (int,), "threshold": (float, int, type(None)),
     "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "test_dice_per_image": (dict,),
-    "scores": (dict,), "timings": (dict,),
+    "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
+    "pixels_annotated": (int,), "n_pixels": (int,),
 }
 
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from al.strategies.base import (
 )
 from data.views import restore_logits
 from engine.evaluate import Inference, evaluating, predict
-from engine.resident import EvalSet
+from engine.resident import EvalBatch, EvalSet
 from engine.runtime import autocast
 
 
@@ -48,18 +48,11 @@ def image_scores(model: nn.Module, pool: EvalSet, inference: Inference, position
     return out
 
 
-@torch.no_grad()
-def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
-                   passes: int, reduce: Callable[[PassStats], Tensor], seed: int, max_batch: int = 64) -> np.ndarray:
-    """Per-image score `reduce(stats)` over `passes` stochastic passes.
-
-    The dropout masks come from the global generator seeded with `seed`, so a rerun draws the
-    same masks. `max_batch` bounds how many (image, pass) pairs go through the head at once.
-    """
+def _mc_stats(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int], passes: int,
+              seed: int, max_batch: int = 64) -> Iterator[tuple[EvalBatch, PassStats]]:
+    """The statistics of `passes` stochastic passes, batch by batch (dropout masks from `seed`)."""
     torch.manual_seed(seed)
-    out = np.zeros(len(positions))
-    where = {p: i for i, p in enumerate(positions)}
-    with model.mc_dropout():
+    with torch.no_grad(), model.mc_dropout():
         for batch in pool.batches(positions):
             x = inference.prepare(batch.images)
             b = x.shape[0]
@@ -77,25 +70,64 @@ def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positi
                 for j in range(t):
                     stats.update(probs[:, j])
                 done += t
-            out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
+            yield batch, stats
+
+
+def _member_stats(members: Sequence[nn.Module], pool: EvalSet, inference: Inference,
+                  positions: Sequence[int]) -> Iterator[tuple[EvalBatch, PassStats]]:
+    """The statistics of the members' foreground probabilities (deterministic passes), batch by batch."""
+    with torch.no_grad():
+        for batch in pool.batches(positions):
+            x = inference.prepare(batch.images)
+            stats = PassStats()
+            for member in members:
+                with evaluating(member), autocast(inference.device, inference.bf16):
+                    logits = member.segment(member.encode(x))
+                stats.update(torch.sigmoid(restore_logits(logits.float(), batch.geometry)))
+            yield batch, stats
+
+
+def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
+                   passes: int, reduce: Callable[[PassStats], Tensor], seed: int, max_batch: int = 64) -> np.ndarray:
+    """Per-image score `reduce(stats)` over `passes` stochastic passes.
+
+    The dropout masks come from the global generator seeded with `seed`, so a rerun draws the
+    same masks. `max_batch` bounds how many (image, pass) pairs go through the head at once.
+    """
+    out = np.zeros(len(positions))
+    where = {p: i for i, p in enumerate(positions)}
+    for batch, stats in _mc_stats(model, pool, inference, positions, passes, seed, max_batch):
+        out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
     return out
 
 
-@torch.no_grad()
 def member_scores(members: Sequence[nn.Module], pool: EvalSet, inference: Inference, positions: Sequence[int],
                   reduce: Callable[[PassStats], Tensor]) -> np.ndarray:
     """Per-image score `reduce(stats)` over the members' foreground probabilities (deterministic passes)."""
     out = np.zeros(len(positions))
     where = {p: i for i, p in enumerate(positions)}
-    for batch in pool.batches(positions):
-        x = inference.prepare(batch.images)
-        stats = PassStats()
-        for member in members:
-            with evaluating(member), autocast(inference.device, inference.bf16):
-                logits = member.segment(member.encode(x))
-            stats.update(torch.sigmoid(restore_logits(logits.float(), batch.geometry)))
+    for batch, stats in _member_stats(members, pool, inference, positions):
         out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
     return out
+
+
+def pixel_score_maps(strategy: Strategy, members: Sequence[nn.Module], pool: EvalSet, inference: Inference,
+                     positions: Sequence[int], mc_seed: int) -> Iterator[tuple[int, Tensor]]:
+    """(position, (H, W) per-pixel score at original resolution) for a strategy that scores pixels."""
+    needs = strategy.required()
+    if PROBABILITIES in needs:
+        for batch, probs, _ in predict(members[0], pool, inference, positions):
+            yield from zip(batch.positions, strategy.pixel_scores(two_class(probs)))
+        return
+    if MC_PASSES in needs:
+        stats_of = _mc_stats(members[0], pool, inference, positions, strategy.settings.mc_passes, mc_seed)
+    elif MEMBERS in needs:
+        stats_of = _member_stats(members, pool, inference, positions)
+    else:
+        raise ValueError(f"{strategy.name} does not score pixels")
+    for batch, stats in stats_of:
+        maps = strategy.pass_pixel_scores(stats).reshape(len(batch.positions), *batch.geometry.original_hw)
+        yield from zip(batch.positions, maps)
 
 
 @torch.no_grad()

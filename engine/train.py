@@ -143,7 +143,7 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
                               masks if settings.segmentation else None, items.tags[idx], return_terms=False)
             if loss_prediction is not None:
                 predicted = model.predict_loss(taps, detach=epoch >= loss_prediction.detach_epoch)
-                target = per_sample_bce(logits.float(), masks)
+                target = per_sample_bce(logits.float(), masks, loss_fn.ignore_unrevealed)
                 loss = loss + loss_prediction.weight * margin_ranking_loss(predicted, target, loss_prediction.margin)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -28,15 +28,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from constants import NORM_GROUP, NORM_SAMPLE, PL, SEG_LOSS_NORMS, L
+from constants import IGNORE, NORM_GROUP, NORM_SAMPLE, PL, SEG_LOSS_NORMS, L
 
 TERM_NAMES = ("cl", "seg_l", "seg_pl", "total")
 
 
-def per_sample_bce(mask_logits: Tensor, masks: Tensor) -> Tensor:
-    """(B,) BCE with logits of each sample, averaged over its pixels (LL4AL's target loss too)."""
-    target = masks.to(mask_logits.dtype)
-    return F.binary_cross_entropy_with_logits(mask_logits, target, reduction="none").flatten(1).mean(dim=1)
+def per_sample_bce(mask_logits: Tensor, masks: Tensor, ignore_unrevealed: bool = False) -> Tensor:
+    """(B,) BCE with logits of each sample, averaged over its pixels (LL4AL's target loss too).
+
+    With `ignore_unrevealed`, pixels whose mask is IGNORE count neither in the sum nor in the
+    pixel count (a sample with no revealed pixel in its crop contributes 0).
+    """
+    if not ignore_unrevealed:
+        target = masks.to(mask_logits.dtype)
+        return F.binary_cross_entropy_with_logits(mask_logits, target, reduction="none").flatten(1).mean(dim=1)
+    revealed = masks != IGNORE
+    target = torch.where(revealed, masks, 0).to(mask_logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(mask_logits, target, reduction="none") * revealed
+    return bce.flatten(1).sum(dim=1) / revealed.flatten(1).sum(dim=1).clamp(min=1)
 
 
 class HybridLoss(nn.Module):
@@ -49,6 +58,7 @@ class HybridLoss(nn.Module):
         scale_seg_u: float = 0.1,
         normalisation: str = NORM_SAMPLE,
         train_classifier: bool = True,
+        ignore_unrevealed: bool = False,
     ) -> None:
         super().__init__()
         if normalisation not in SEG_LOSS_NORMS:
@@ -70,6 +80,7 @@ class HybridLoss(nn.Module):
         self.scale_seg_u = scale_seg_u
         self.normalisation = normalisation
         self.train_classifier = train_classifier
+        self.ignore_unrevealed = ignore_unrevealed   # partial masks: IGNORE pixels carry no loss
 
     @property
     def uses_segmentation(self) -> bool:
@@ -97,7 +108,7 @@ class HybridLoss(nn.Module):
         supervised = is_l | is_pl
         # U samples may carry placeholder masks: zero them so no value of theirs can reach the loss.
         target = torch.where(supervised.view(-1, 1, 1, 1), masks.to(dtype), 0.0)
-        bce = per_sample_bce(mask_logits.to(dtype), target)
+        bce = per_sample_bce(mask_logits.to(dtype), target, self.ignore_unrevealed)
         sum_l = torch.where(is_l, bce, 0.0).sum()
         sum_pl = torch.where(is_pl, bce, 0.0).sum()
         if self.normalisation == NORM_GROUP:

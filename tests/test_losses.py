@@ -4,7 +4,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from al.regions import partial_mask
 from constants import NORM_GROUP, NORM_SAMPLE, PL, L, U
 from losses import HybridLoss
 
@@ -159,3 +161,25 @@ def test_bad_arguments_raise_value_errors(batch) -> None:
             batch["masks"][:, :, :2],
             batch["tags"],
         )
+
+
+def test_partial_masks_equal_full_masks_when_every_region_is_revealed_and_ignore_the_rest() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 6, 8, generator=gen)
+    masks = (torch.rand(2, 6, 8, generator=gen) > 0.5).to(torch.uint8)
+    labels = torch.arange(48).reshape(6, 8) // 12          # 4 regions of 12 pixels
+    tags = torch.tensor([L, L])
+    full = HybridLoss(train_classifier=False)(None, logits, None, masks.unsqueeze(1), tags)[0]
+    revealed = torch.stack([partial_mask(m, labels, range(4)) for m in masks]).unsqueeze(1)
+    partial = HybridLoss(train_classifier=False, ignore_unrevealed=True)(None, logits, None, revealed, tags)[0]
+    torch.testing.assert_close(partial, full)
+    # Two regions revealed: the loss is the BCE of their pixels only, whatever the logits elsewhere.
+    some = torch.stack([partial_mask(m, labels, [0, 2]) for m in masks]).unsqueeze(1)
+    loss = HybridLoss(train_classifier=False, ignore_unrevealed=True)
+    other = logits.clone()
+    other[:, :, (labels == 1) | (labels == 3)] = 50.0
+    torch.testing.assert_close(loss(None, logits, None, some, tags)[0], loss(None, other, None, some, tags)[0])
+    keep = (labels == 0) | (labels == 2)
+    expected = torch.stack([F.binary_cross_entropy_with_logits(logits[i, 0][keep], masks[i][keep].float())
+                            for i in range(2)]).mean()
+    torch.testing.assert_close(loss(None, logits, None, some, tags)[0], expected)

@@ -81,6 +81,38 @@ def test_ll4al_with_weight_0_trains_the_head_as_random_does(exp_root: Path) -> N
     assert trained["history"]["cycle0"]["loss"] != random["history"]["cycle0"]["loss"]
 
 
+@pytest.mark.parametrize("method", [C.ENTROPY, C.RANDOM, C.MC_BALD])
+def test_region_level_rounds_reveal_regions_and_rerun_identically(exp_root: Path, method: str) -> None:
+    for exp_id in (f"region-{method}-a", f"region-{method}-b"):
+        run(exp_root, "--al_type", method, "--al_it", "0", "--al_it_end", "2", "--exp_id", exp_id,
+            "--annotation_unit", "region", "--regions_per_image", "8")
+    first, again = states(exp_root, f"region-{method}-a"), states(exp_root, f"region-{method}-b")
+    assert first == again and [s["unit"] for s in first] == ["region"] * 3
+    l0 = states(exp_root, "random")[0]["labelled"]
+    revealed: dict[str, set[int]] = {}
+    for state in first:
+        assert state["labelled"] == l0  # whole images stay L0; the oracle reveals regions of the others
+        assert {u: set(k) for u, k in state["revealed"].items()} == revealed
+        picked = state["selected_regions"]
+        assert sum(map(len, picked.values())) == 3 * 8  # 3 images' worth of regions per round
+        assert not set(picked) & set(l0)
+        for u, ks in picked.items():
+            assert not set(ks) & revealed.get(u, set())
+            revealed.setdefault(u, set()).update(ks)
+        assert sorted(picked) == state["selected"]
+    pixels = [s["percent_pixels"] for s in first]
+    assert pixels[0] == pytest.approx(100 * 6 / 75) and pixels[0] < pixels[1] < pixels[2]
+
+
+def test_region_budget_in_pixels_matches_image_level_pixels(exp_root: Path) -> None:
+    run(exp_root, "--al_type", C.ENTROPY, "--al_it", "0", "--al_it_end", "1", "--exp_id", "region-pixels",
+        "--annotation_unit", "region", "--regions_per_image", "8", "--region_budget", "pixels")
+    first, second = states(exp_root, "region-pixels")
+    # 3 images of 80 x 80 px per round: at most that many pixels, and at least one region.
+    gained = (second["percent_pixels"] - first["percent_pixels"]) / 100 * 75 * 80 * 80
+    assert 0 < gained <= 3 * 80 * 80 + 1e-6
+
+
 def test_hu_with_the_pca_search_runs(exp_root: Path) -> None:
     run(exp_root, "--al_type", C.HU, "--al_it", "0", "--exp_id", "hu-pca", "--hu_pca_search", "true",
         "--hu_pca_dim", "2")
@@ -112,6 +144,9 @@ def _tree(root: Path) -> dict[str, str]:
     (("--al_type", C.LL4AL, "--ll4al_subset", "0"), "ll4al_subset"),
     (("--al_type", C.DAL, "--dal_sub_batches", "0"), "dal_sub_batches"),
     (("--al_type", C.DAL, "--p_init_samples", "0"), "p_init_samples"),
+    (("--al_type", C.ENTROPY, "--annotation_unit", "region", "--regions_per_image", "0"), "regions_per_image"),
+    (("--al_type", C.CORESET, "--annotation_unit", "region"), "annotation_unit"),
+    (("--al_type", C.LABEL_PROP, "--annotation_unit", "region"), "annotation_unit"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(exp_root: Path, capsys: pytest.CaptureFixture,
                                                           args: tuple[str, ...], words: str) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from al import selection
-from al.scores import PassStats
+from al.scores import PassStats, pass_map, pass_score
 from parseit import ConfigError
 
 # Evidence a strategy can ask the task for.
@@ -109,9 +109,17 @@ class Strategy:
         """Per-pixel score from class probabilities (B, C, ...) -> (B, ...); PROBABILITIES strategies."""
         raise NotImplementedError(f"{self.name} does not score single passes")
 
+    def pass_kind(self) -> str:
+        """Which score of several passes or members (entropy, bald, variance); MC_PASSES and MEMBERS strategies."""
+        raise NotImplementedError(f"{self.name} does not score several passes")
+
     def pass_scores(self, stats: PassStats) -> Tensor:
         """Per-image score (B,) from the statistics of several passes or members."""
-        raise NotImplementedError(f"{self.name} does not score several passes")
+        return pass_score(stats, self.pass_kind())
+
+    def pass_pixel_scores(self, stats: PassStats) -> Tensor:
+        """Per-pixel score (B, pixels) from the same statistics (region-level selection)."""
+        return pass_map(stats, self.pass_kind())
 
     def scores(self, evidence: Evidence, rng: np.random.Generator) -> np.ndarray:
         """One score per candidate, higher = annotate first."""

@@ -6,9 +6,6 @@ The members' probabilities take the place of the T passes of MC dropout, so the 
 
 from __future__ import annotations
 
-from torch import Tensor
-
-from al.scores import PassStats, pass_score
 from al.strategies.base import MEMBERS, Strategy
 
 
@@ -19,5 +16,5 @@ class Ensemble(Strategy):
     def n_models(self) -> int:
         return self.settings.ensemble_size
 
-    def pass_scores(self, stats: PassStats) -> Tensor:
-        return pass_score(stats, self.settings.ensemble_score)
+    def pass_kind(self) -> str:
+        return self.settings.ensemble_score

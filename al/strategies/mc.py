@@ -7,10 +7,7 @@ MC_entropy and MC_BALD are their own methods.
 
 from __future__ import annotations
 
-from torch import Tensor
-
 import constants as C
-from al.scores import PassStats, pass_score
 from al.strategies.base import MC_PASSES, Strategy
 
 
@@ -18,8 +15,8 @@ class MCDropout(Strategy):
     name = "MC_Dropout"
     needs = frozenset({MC_PASSES})
 
-    def pass_scores(self, stats: PassStats) -> Tensor:
-        return pass_score(stats, self.settings.mc_score)
+    def pass_kind(self) -> str:
+        return self.settings.mc_score
 
 
 class MCEntropy(Strategy):
@@ -28,8 +25,8 @@ class MCEntropy(Strategy):
     name = "MC_entropy"
     needs = frozenset({MC_PASSES})
 
-    def pass_scores(self, stats: PassStats) -> Tensor:
-        return pass_score(stats, C.SCORE_ENTROPY)
+    def pass_kind(self) -> str:
+        return C.SCORE_ENTROPY
 
 
 class MCBALD(Strategy):
@@ -38,5 +35,5 @@ class MCBALD(Strategy):
     name = "MC_BALD"
     needs = frozenset({MC_PASSES})
 
-    def pass_scores(self, stats: PassStats) -> Tensor:
-        return pass_score(stats, C.SCORE_BALD)
+    def pass_kind(self) -> str:
+        return C.SCORE_BALD
