@@ -4,7 +4,8 @@
     python plot_active_learning_curves.py --dataset synthetic --exp_root /tmp/exps --out paper/
 
 Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
-or in the folders given with --runs, and grouped by method (al_type) and seed (MYSEED). Only
+or in the folders given with --runs, and grouped by method (al_type, marked "(regions)" for
+region-level annotation, drawn then against the annotated share of pixels) and seed (MYSEED). Only
 finished rounds count (`round_<rrr>/state.json`; `round_<rrr>.partial/` is ignored), and of a
 method only the rounds that every one of its seeds has finished. Writes into --out:
 `<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop), `<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
@@ -147,9 +148,10 @@ def group_runs(runs: Iterable[Run]) -> dict[str, dict[int, Run]]:
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
-    """The project's method order, then any other name alphabetically."""
+    """The project's method order, each method's region-level runs after it, then any other name."""
     names = set(methods)
-    return [m for m in C.METHODS if m in names] + sorted(names - set(C.METHODS))
+    known = [n for m in C.METHODS for n in (m, f"{m} (regions)") if n in names]
+    return known + sorted(names - set(known))
 
 
 def annotated_percent(state: RoundState, by_pixels: bool) -> float:
@@ -374,7 +376,13 @@ def load_run(folder: Path, cfg: Mapping[str, Any]) -> Run:
             raise RunStateError(f"{run.round_dir(r)}/state.json lacks the test Dice: "
                                 "it was not written by main.py; delete that round and run it again")
         states.append(state)
-    return Run(method=str(cfg["al_type"]), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states))
+    return Run(method=method_label(cfg), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states))
+
+
+def method_label(cfg: Mapping[str, Any]) -> str:
+    """The name a run is grouped and drawn under: its al_type, marked when its oracle annotates regions."""
+    region = cfg.get("annotation_unit") == C.UNIT_REGION
+    return f"{cfg['al_type']} (regions)" if region else str(cfg["al_type"])
 
 
 def matches(cfg: Mapping[str, Any], dataset: str, split: int, fold: int, debug_subfolder: str | None) -> bool:

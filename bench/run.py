@@ -25,7 +25,7 @@ from bench.report import Row, format_table, run_meta, write_results
 from bench.rounds import default_ph2_root, round_rows
 from bench.scoring import score_rows
 from bench.sizes import SIZES, Size
-from bench.strategies import strategy_rows
+from bench.strategies import region_rows, strategy_rows
 from bench.targets import target_rows
 from bench.train_speed import train_rows
 from data.records import DataError
@@ -84,7 +84,7 @@ def run_suite(items: Sequence[str], size: Size, device: torch.device, out: Path,
         steps: dict[str, Callable[[], list[Row]]] = {
             "train": lambda: train_rows(size, device),
             "score": lambda: score_rows(size, device),
-            "strategies": lambda: strategy_rows(size, device),
+            "strategies": lambda: strategy_rows(size, device) + region_rows(size, device),
             "knn": lambda: knn_rows(size.knn_sizes, device),
             "round": lambda: round_rows(size, device, Path(work), ph2),
         }

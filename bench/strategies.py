@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from al import selection
+from al.regions import region_means, region_sizes, superpixels, top_regions
 from al.strategies import STRATEGIES, StrategyError, StrategySettings
 from al.strategies.base import (
     FEATURES,
@@ -43,8 +44,9 @@ from bench.measure import measure
 from bench.report import Row
 from bench.scoring import eval_geometry, scoring_model
 from bench.sizes import STRATEGY_LABELLED_MIN, STRATEGY_LABELLED_PERCENT, STRATEGY_ROUND_PERCENT, Size
+from constants import SUPERPIXEL_METHODS
 from data.decoded import DecodedSample
-from engine.acquire import feature_dim, gather_evidence
+from engine.acquire import feature_dim, gather_evidence, image_scores, pixel_score_maps
 from engine.evaluate import Inference
 from engine.resident import EvalSet
 from engine.runtime import cpu_generator, set_deterministic, sync
@@ -67,14 +69,18 @@ class PoolRound:
     per_class: int
 
 
-def distinct_pool(size: Size, n: int, device: torch.device, seed: int) -> EvalSet:
+def distinct_samples(size: Size, n: int, seed: int) -> list[DecodedSample]:
     """n unlabelled samples (no masks), each its own random image of size.original_hw, classes in turn."""
     h, w = size.original_hw
     generator = cpu_generator(seed)
-    samples = [DecodedSample(id=f"pool_{i:06d}", label=i % size.num_classes,
-                             image=torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator),
-                             mask=None) for i in range(n)]
-    return EvalSet(samples, eval_geometry(size), device, size.eval_batch)
+    return [DecodedSample(id=f"pool_{i:06d}", label=i % size.num_classes,
+                          image=torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator),
+                          mask=None) for i in range(n)]
+
+
+def distinct_pool(size: Size, n: int, device: torch.device, seed: int) -> EvalSet:
+    """The samples of distinct_samples as an evaluation set on the device."""
+    return EvalSet(distinct_samples(size, n, seed), eval_geometry(size), device, size.eval_batch)
 
 
 def pool_round(pool: EvalSet, n: int, seed: int) -> PoolRound:
@@ -229,4 +235,66 @@ def strategy_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
                     row.extra["cost_vs_reference"] = row.value / reference.value
                     row.note = f"{row.value / reference.value:.3g}x {REFERENCE}'s time; {row.note}"
         rows += pool_rows.values()
+    return rows
+
+
+# Region-level annotation: superpixels per image, and the region scores of one pixel-level strategy.
+REGIONS_PER_IMAGE = 100
+REGION_STRATEGY = "Entropy"
+
+
+def region_rows(size: Size, device: torch.device, seed: int = 0) -> list[Row]:
+    """Superpixels of the largest pool (both methods), then Entropy's region scores against its image scores.
+
+    Random images are the worst case for SLIC's iterations but its connectivity step merges noise into
+    very few regions, so the region scores use the watershed's maps (about REGIONS_PER_IMAGE each).
+    """
+    set_deterministic(False)
+    n = max(size.strategy_pools)
+    samples = distinct_samples(size, n, seed)
+    pool = EvalSet(samples, eval_geometry(size), device, size.eval_batch)
+    inference = Inference(device=device)
+    model = scoring_model(size, device, seed)
+    strategy = STRATEGIES[REGION_STRATEGY](StrategySettings())
+    rows, maps = [], {}
+    for method in SUPERPIXEL_METHODS:
+        with measure(device) as measured:
+            maps[method] = [torch.from_numpy(superpixels(s.image.permute(1, 2, 0).numpy(), REGIONS_PER_IMAGE,
+                                                         method)).to(torch.int64) for s in samples]
+        regions = float(np.mean([int(m.max()) + 1 for m in maps[method]]))
+        rows.append(Row("strategies", f"superpixels {method} n={n}", "s", measured.seconds,
+                        note=f"{measured.seconds / n * 1000:.3g} ms per {size.original_hw[0]}x{size.original_hw[1]} "
+                             f"image, {regions:.0f} regions per image on average (asked {REGIONS_PER_IMAGE}); "
+                             "once per fold, then cached").with_memory(measured))
+    labels = [m.to(device) for m in maps["watershed"]]
+    positions = list(range(n))
+
+    def image_level() -> None:
+        image_scores(model, pool, inference, positions, strategy.pixel_scores)
+
+    def region_level() -> None:
+        ids, index, values, sizes = [], [], [], []
+        for p, pixel_map in pixel_score_maps(strategy, [model], pool, inference, positions, seed):
+            k = int(labels[p].max()) + 1
+            means, counts = region_means(pixel_map, labels[p], k).cpu().numpy(), region_sizes(labels[p], k).cpu()
+            ids += [pool.ids[p]] * k
+            index += list(range(k))
+            values += means.tolist()
+            sizes += counts.tolist()
+        top_regions(ids, np.asarray(index), np.asarray(values), np.asarray(sizes), 3 * REGIONS_PER_IMAGE, "regions")
+
+    timed = {}
+    for name, work in (("images", image_level), ("regions", region_level)):
+        work()  # warm-up: kernel choice per shape is not timed
+        with measure(device) as measured:
+            work()
+        timed[name] = measured
+    reference = timed["images"].seconds
+    for name, measured in timed.items():
+        row = Row("strategies", f"{REGION_STRATEGY} {name} n={n}", "s", measured.seconds,
+                  note=("per-image mean of the pixel entropy" if name == "images" else
+                        "per-pixel entropy, mean per watershed region, top 300 regions of the pool"),
+                  reference=f"{REGION_STRATEGY} images", reference_value=reference,
+                  ratio=reference / measured.seconds)
+        rows.append(row.with_memory(measured))
     return rows

@@ -108,12 +108,19 @@ def test_strategies_item_writes_one_row_per_registered_strategy(tmp_path: Path) 
     _, csv_path, json_path = run_suite(("strategies",), TINY, CPU, tmp_path, None, ["--only", "strategies"],
                                        log=lambda _: None)
     with csv_path.open(newline="") as handle:
-        lines = [line for line in csv.DictReader(handle) if line["item"] == "strategies"]
+        rows = [line for line in csv.DictReader(handle) if line["item"] == "strategies"]
+    lines = [line for line in rows if len(line["case"].split()) == 2]
     assert [line["case"] for line in lines] == [f"{name} n=16" for name in STRATEGIES]
+    # Region-level annotation: superpixels of the pool by each method, then Entropy per region vs per image.
+    regions = {line["case"]: line for line in rows if len(line["case"].split()) == 3}
+    assert set(regions) == {"superpixels slic n=16", "superpixels watershed n=16", "Entropy images n=16",
+                            "Entropy regions n=16"}
+    assert all(float(line["value"]) > 0 for line in regions.values())
+    assert float(regions["Entropy images n=16"]["ratio"]) == pytest.approx(1.0)
     assert all(float(line["value"]) > 0 and line["metric"] == "s" for line in lines)
     assert all(line["reference"] == "Entropy" and float(line["ratio"]) > 0 for line in lines)
     measured = {row["case"].split()[0]: row for row in json.loads(json_path.read_text())["rows"]
-                if row["item"] == "strategies"}
+                if row["item"] == "strategies" and len(row["case"].split()) == 2}
     entropy = measured["Entropy"]
     assert entropy["ratio"] == pytest.approx(1.0) and entropy["reference_value"] == pytest.approx(entropy["value"])
     for row in measured.values():

@@ -182,3 +182,21 @@ def test_every_method_gets_its_own_colour() -> None:
     colour = plot.colours(summaries)
     assert len(C.METHODS) > 10 and len({str(c) for c in colour.values()}) == len(C.METHODS)
     assert plot.colours(summaries[:3]) == {m: f"C{i}" for i, m in enumerate(C.METHODS[:3])}
+
+
+def test_region_runs_are_their_own_curve_against_annotated_pixels(tmp_path: Path) -> None:
+    image = [RoundState.from_json({**state("Entropy", 0, r, d), "pixels_annotated": 100 * (5 + 5 * r),
+                                   "n_pixels": 100 * N_TRAIN}) for r, d in enumerate([50.0, 60.0])]
+    region = [RoundState.from_json({**state("Entropy", 0, r, d), "unit": "region", "labelled": image[0].labelled,
+                                    "pixels_annotated": 100 * 5 + 30 * r, "n_pixels": 100 * N_TRAIN})
+              for r, d in enumerate([50.0, 55.0])]
+    assert plot.method_label({"al_type": "Entropy", "annotation_unit": "region"}) == "Entropy (regions)"
+    assert plot.method_label({"al_type": "Entropy"}) == "Entropy"
+    runs = [plot.Run("Entropy", 0, tmp_path / "a", tuple(image)),
+            plot.Run("Entropy (regions)", 0, tmp_path / "b", tuple(region))]
+    summaries = plot.summarise(runs)
+    assert [s.method for s in summaries] == ["Entropy", "Entropy (regions)"]
+    assert all(s.by_pixels for s in summaries)
+    assert [row.percent.mean for row in summaries[1].rows] == pytest.approx([10.0, 10.6])
+    assert [row.percent.mean for row in summaries[0].rows] == pytest.approx([10.0, 20.0])
+    assert plot.summarise(runs[:1])[0].by_pixels is False

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from al.strategies.base import Evidence, StrategySettings
+from al.strategies.base import Evidence, StrategyError, StrategySettings
 from al.strategies.ll4al import LearningLoss
 from losses.ranking import margin_ranking_loss
 from models.hybrid import HybridModel
@@ -88,3 +88,11 @@ def test_subset_is_random_reproducible_and_kept_in_pool_order() -> None:
     assert s.candidate_subset(pool, np.random.default_rng(1)) == first
     assert s.candidate_subset(pool, np.random.default_rng(2)) != first
     assert LearningLoss(StrategySettings(ll4al_subset=60)).candidate_subset(pool, np.random.default_rng(1)) == pool
+
+
+def test_a_diverged_module_is_named_not_ranked() -> None:
+    evidence = Evidence(candidates=["a", "b"], candidate_labels=np.array([0, 0]), labelled=[],
+                        labelled_labels=np.array([], dtype=np.int64), image_scores=np.array([0.3, np.nan]))
+    with pytest.raises(StrategyError, match="ll4al_weight") as info:
+        LearningLoss(StrategySettings()).select(evidence, 1, np.random.default_rng(0))
+    assert "\n" not in str(info.value)

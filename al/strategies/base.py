@@ -134,6 +134,35 @@ class Strategy:
         return Selection(picked, dict(zip(evidence.candidates, values.tolist())))
 
 
+def feature_matrix(x: Tensor | None, name: str) -> Tensor:
+    """A finite (rows, D) float32 feature tensor, detached; ValueError naming `name` otherwise."""
+    if not isinstance(x, Tensor) or x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (rows, D) tensor, got {type(x).__name__} {getattr(x, 'shape', '')}")
+    x = x.detach().to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} hold non-finite values; fix the features before selection")
+    return x
+
+
+def feature_evidence(name: str, evidence: Evidence, per_class: int
+                     ) -> tuple[list[str], np.ndarray, Tensor, Tensor]:
+    """(candidate ids, their labels, candidate features, labelled features on the same device), checked,
+    for the batch strategies that select on pooled features."""
+    if per_class < 0:
+        raise ValueError(f"per_class={per_class} must be >= 0")
+    if evidence.candidate_features is None or evidence.labelled_features is None:
+        raise ValueError(f"{name}: the round gathered no features")
+    ids = list(evidence.candidates)
+    labels = np.asarray(evidence.candidate_labels).astype(np.int64)
+    if len(set(ids)) != len(ids) or labels.shape != (len(ids),):
+        raise ValueError(f"{name}: pass one label per candidate and each candidate once")
+    candidates = feature_matrix(evidence.candidate_features, "candidate_features")
+    labelled = feature_matrix(evidence.labelled_features, "labelled_features").to(candidates.device)
+    if candidates.shape[0] != len(ids):
+        raise ValueError(f"{candidates.shape[0]} candidate feature rows for {len(ids)} candidates")
+    return ids, labels, candidates, labelled
+
+
 def two_class(p: Tensor) -> Tensor:
     """The binary pixel's class vector (1 - p, p) along a new dim 1: (B, 1, ...) -> (B, 2, ...)."""
     return torch.cat([1.0 - p, p], dim=1)

@@ -14,18 +14,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from al.strategies.base import FEATURES, Evidence, Selection, Strategy, StrategyError
+from al.strategies.base import (
+    FEATURES,
+    Evidence,
+    Selection,
+    Strategy,
+    StrategyError,
+    feature_evidence,
+    feature_matrix,
+)
 
 _EXACT = "donot_use_mm_for_euclid_dist"
-
-
-def _as_matrix(x: Tensor, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (rows, D) tensor, got {type(x).__name__} {getattr(x, 'shape', '')}")
-    x = x.detach().to(torch.float32)
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} hold non-finite values; fix the features before selection")
-    return x
 
 
 def _min_distance(centres: Tensor, points: Tensor, chunk: int) -> Tensor:
@@ -47,8 +46,8 @@ def k_center_greedy(centres: Tensor, candidates: Tensor, k: int, chunk: int) -> 
     largest d, then lowers d by the distance to the new pick. Candidates at distance 0 (duplicates
     of a centre or of a pick) are taken only once nothing else is left, then in index order.
     """
-    centres = _as_matrix(centres, "centres")
-    candidates = _as_matrix(candidates, "candidates")
+    centres = feature_matrix(centres, "centres")
+    candidates = feature_matrix(candidates, "candidates")
     n = candidates.shape[0]
     if centres.shape[0] < 1:
         raise ValueError("empty centre set: k-center greedy needs at least one centre to measure coverage")
@@ -76,8 +75,8 @@ def k_center_greedy(centres: Tensor, candidates: Tensor, k: int, chunk: int) -> 
 
 def covering_radius(centres: Tensor, points: Tensor, chunk: int = 4096) -> float:
     """Largest distance from a point to its nearest centre (0 when there are no points)."""
-    centres = _as_matrix(centres, "centres")
-    points = _as_matrix(points, "points")
+    centres = feature_matrix(centres, "centres")
+    points = feature_matrix(points, "points")
     if centres.shape[0] < 1:
         raise ValueError("empty centre set: the covering radius needs at least one centre")
     if points.shape[0] == 0:
@@ -107,18 +106,7 @@ class Coreset(Strategy):
 
     def select(self, evidence: Evidence, per_class: int, rng: np.random.Generator) -> Selection:
         """min(per_class, n_c) candidates per class, in pick order; no randomness is used."""
-        if per_class < 0:
-            raise ValueError(f"per_class={per_class} must be >= 0")
-        if evidence.candidate_features is None or evidence.labelled_features is None:
-            raise ValueError(f"{self.name}: the round gathered no features")
-        ids = list(evidence.candidates)
-        labels = np.asarray(evidence.candidate_labels).astype(np.int64)
-        if len(set(ids)) != len(ids) or labels.shape != (len(ids),):
-            raise ValueError(f"{self.name}: pass one label per candidate and each candidate once")
-        candidates = _as_matrix(evidence.candidate_features, "candidate_features")
-        centres = _as_matrix(evidence.labelled_features, "labelled_features").to(candidates.device)
-        if candidates.shape[0] != len(ids):
-            raise ValueError(f"{candidates.shape[0]} candidate feature rows for {len(ids)} candidates")
+        ids, labels, candidates, centres = feature_evidence(self.name, evidence, per_class)
         if centres.shape[0] == 0:
             raise StrategyError(
                 "Coreset needs a non-empty labelled set to measure coverage: "

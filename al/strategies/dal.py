@@ -21,7 +21,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from al.strategies.base import FEATURES, Evidence, Selection, Strategy, StrategyError, StrategySettings
+from al.strategies.base import (
+    FEATURES,
+    Evidence,
+    Selection,
+    Strategy,
+    StrategyError,
+    StrategySettings,
+    feature_evidence,
+    feature_matrix,
+)
 
 NARROW_INPUT = 30   # inputs with fewer dimensions get a narrow MLP, as in the authors' code
 NARROW_WIDTH = 20
@@ -62,15 +71,6 @@ def class_weights(n_labelled: int, n_unlabelled: int) -> Tensor:
     return torch.tensor([n / (2.0 * n_labelled), n / (2.0 * n_unlabelled)], dtype=torch.float32)
 
 
-def _as_matrix(x: Tensor | None, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (rows, D) tensor, got {type(x).__name__} {getattr(x, 'shape', '')}")
-    x = x.detach().to(torch.float32)
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} hold non-finite values; fix the features before selection")
-    return x
-
-
 def _logits(model: nn.Module, x: Tensor, batch: int) -> Tensor:
     """Logits of all rows of x, in blocks of `batch` rows, without a graph."""
     with torch.no_grad():
@@ -79,7 +79,7 @@ def _logits(model: nn.Module, x: Tensor, batch: int) -> Tensor:
 
 def p_unlabelled(model: nn.Module, features: Tensor, batch: int = 1024) -> np.ndarray:
     """(n,) float64: the discriminator's P(unlabelled | z), the DAL score (higher = annotate first)."""
-    features = _as_matrix(features, "features")
+    features = feature_matrix(features, "features")
     if features.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
     model.eval()
@@ -103,8 +103,8 @@ def train_discriminator(
     the untrained net). Initial weights and batch order come from `generator` (a CPU generator),
     so the result is reproducible on the CPU. Returns (model in eval mode, accuracy, epochs run).
     """
-    labelled = _as_matrix(labelled, "labelled features")
-    unlabelled = _as_matrix(unlabelled, "unlabelled features").to(labelled.device)
+    labelled = feature_matrix(labelled, "labelled features")
+    unlabelled = feature_matrix(unlabelled, "unlabelled features").to(labelled.device)
     if labelled.shape[1] != unlabelled.shape[1]:
         raise ValueError(f"labelled features have {labelled.shape[1]} dims and unlabelled {unlabelled.shape[1]}")
     if settings.dal_batch_size < 1 or settings.dal_max_epochs < 0:
@@ -204,18 +204,7 @@ class DiscriminativeAL(Strategy):
     def select(self, evidence: Evidence, per_class: int, rng: np.random.Generator) -> Selection:
         """min(per_class, n_c) candidates per class, in pick order, with the P(unlabelled) they got."""
         self._check_settings()
-        if per_class < 0:
-            raise ValueError(f"per_class={per_class} must be >= 0")
-        if evidence.candidate_features is None or evidence.labelled_features is None:
-            raise ValueError(f"{self.name}: the round gathered no features")
-        ids = list(evidence.candidates)
-        labels = np.asarray(evidence.candidate_labels).astype(np.int64)
-        if len(set(ids)) != len(ids) or labels.shape != (len(ids),):
-            raise ValueError(f"{self.name}: pass one label per candidate and each candidate once")
-        pool = _as_matrix(evidence.candidate_features, "candidate_features")
-        labelled = _as_matrix(evidence.labelled_features, "labelled_features").to(pool.device)
-        if pool.shape[0] != len(ids):
-            raise ValueError(f"{pool.shape[0]} candidate feature rows for {len(ids)} candidates")
+        ids, labels, pool, labelled = feature_evidence(self.name, evidence, per_class)
         if labelled.shape[0] == 0:
             raise StrategyError(
                 "DAL trains a discriminator between the labelled set and the pool: "

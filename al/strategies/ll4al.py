@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from al.strategies.base import LOSS_MODULE, Strategy
+from al.strategies.base import LOSS_MODULE, Evidence, Strategy, StrategyError
 
 
 class LearningLoss(Strategy):
@@ -22,3 +22,11 @@ class LearningLoss(Strategy):
             return candidates
         keep = np.sort(rng.choice(len(candidates), size=self.settings.ll4al_subset, replace=False))
         return [candidates[i] for i in keep]
+
+    def scores(self, evidence: Evidence, rng: np.random.Generator) -> np.ndarray:
+        """The predicted losses; a module that diverged in training is named, not ranked."""
+        values = super().scores(evidence, rng)
+        if not np.isfinite(values).all():
+            raise StrategyError("LL4AL's loss-prediction module diverged (non-finite predicted losses): "
+                                "lower --ll4al_weight (e.g. 0.01) or --lr")
+        return values
