@@ -87,6 +87,16 @@ def _member_stats(members: Sequence[nn.Module], pool: EvalSet, inference: Infere
             yield batch, stats
 
 
+def _reduced(stats_of: Iterator[tuple[EvalBatch, PassStats]], reduce: Callable[[PassStats], Tensor],
+             positions: Sequence[int]) -> np.ndarray:
+    """One score per position, `reduce` applied to each batch's statistics."""
+    out = np.zeros(len(positions))
+    where = {p: i for i, p in enumerate(positions)}
+    for batch, stats in stats_of:
+        out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
+    return out
+
+
 def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positions: Sequence[int],
                    passes: int, reduce: Callable[[PassStats], Tensor], seed: int, max_batch: int = 64) -> np.ndarray:
     """Per-image score `reduce(stats)` over `passes` stochastic passes.
@@ -94,21 +104,13 @@ def mc_pass_scores(model: nn.Module, pool: EvalSet, inference: Inference, positi
     The dropout masks come from the global generator seeded with `seed`, so a rerun draws the
     same masks. `max_batch` bounds how many (image, pass) pairs go through the head at once.
     """
-    out = np.zeros(len(positions))
-    where = {p: i for i, p in enumerate(positions)}
-    for batch, stats in _mc_stats(model, pool, inference, positions, passes, seed, max_batch):
-        out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
-    return out
+    return _reduced(_mc_stats(model, pool, inference, positions, passes, seed, max_batch), reduce, positions)
 
 
 def member_scores(members: Sequence[nn.Module], pool: EvalSet, inference: Inference, positions: Sequence[int],
                   reduce: Callable[[PassStats], Tensor]) -> np.ndarray:
     """Per-image score `reduce(stats)` over the members' foreground probabilities (deterministic passes)."""
-    out = np.zeros(len(positions))
-    where = {p: i for i, p in enumerate(positions)}
-    for batch, stats in _member_stats(members, pool, inference, positions):
-        out[[where[p] for p in batch.positions]] = reduce(stats).cpu().numpy()
-    return out
+    return _reduced(_member_stats(members, pool, inference, positions), reduce, positions)
 
 
 def pixel_score_maps(strategy: Strategy, members: Sequence[nn.Module], pool: EvalSet, inference: Inference,
