@@ -38,6 +38,18 @@ IGNORE = 255
 # Region budget: as many regions, or as many pixels, as the images a round of image-level AL picks.
 REGION_BUDGET_UNITS = ("regions", "pixels")
 
+# Who answers the oracle's requests: the dataset's own masks, or a person through files (al/oracle.py).
+ORACLE_SIMULATED = "simulated"
+ORACLE_FILES = "files"
+ORACLES = (ORACLE_SIMULATED, ORACLE_FILES)
+# Where a mask came from (RoundState.annotations): the dataset, a PNG answer, a Label Studio annotation.
+SOURCE_SIMULATED = "simulated"
+SOURCE_FILE = "file"
+SOURCE_LABEL_STUDIO = "label_studio"
+# Exit codes of main.py: 2 bad input (nothing written), 3 waiting for a person's answers.
+EXIT_BAD_INPUT = 2
+EXIT_WAITING = 3
+
 # Datasets with a reader.
 SYNTHETIC = "synthetic"
 GLAS = "glas"

@@ -9,6 +9,10 @@ ensemble trains several) -> evaluate at original resolution -> the method's stra
 (al/strategies) scores the candidates and picks U' -> (Label_prop) pair U'' by kNN and
 pseudo-label it -> write the round's state (al.state.RoundState). A finished round is skipped when called again; an
 interrupted one starts again cleanly. The run folder layout is documented in al/state.py.
+
+With `--oracle files` a person answers: each round ends by writing the next request
+(round_<r>/to_annotate/), and a call whose answers are not there yet says so and exits 3
+(constants.EXIT_WAITING); bad answers exit 2 before anything is written (engine/oracle.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import yaml
 
 import constants as C
 from al import selection
+from al.answers import AnswerError
 from al.methods import METHODS, Method
 from al.pseudo_label import FeatureSettings, load_or_build, merge_pairs, pair_unlabelled
 from al.regions import load_or_build as regions_cache
@@ -56,6 +61,15 @@ from engine.evaluate import (
     validation_dice,
     wsl_metrics,
 )
+from engine.oracle import (
+    REQUEST_DIR,
+    Revealed,
+    WaitingForAnswers,
+    keep_answers,
+    request_folder,
+    reveal,
+    write_next_request,
+)
 from engine.resident import TrainPool
 from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everything, select_device, set_deterministic
 from engine.train import BestModel, LossPredictionTraining, fit
@@ -65,7 +79,8 @@ from parseit import Config, config_differences, exit_on_error, help_text, parse_
 
 # Keys that may change between calls on the same run folder without changing its results.
 RESUME_FREE_KEYS = ("al_it", "al_it_end", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
-                    "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained")
+                    "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
+                    "oracle_answers")
 # Purposes of the derived seeds of one round.
 AUGMENT, SELECT, MC, TRAIN = 1, 2, 3, 4
 
@@ -97,10 +112,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             pass
         return
     with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
-                       PretrainedWeightsError):
+                       PretrainedWeightsError, AnswerError):
         cfg = parse_config(argv)
         print(summary(cfg), flush=True)
-        run_rounds(cfg)
+        try:
+            run_rounds(cfg)
+        except WaitingForAnswers as waiting:
+            print(f"waiting: {waiting}", flush=True)
+            sys.exit(C.EXIT_WAITING)
 
 
 def run_rounds(cfg: Config) -> None:
@@ -126,22 +145,43 @@ def run_rounds(cfg: Config) -> None:
         if strategy is not None:  # refuse before anything is written
             previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
             check_strategy(strategy, data, labelled_set(cfg, method, data, previous))
-        if not (run.root / "config.yaml").is_file():
-            save_config(cfg, run.root / "config.yaml")
+        regions = superpixel_maps(cfg, data) if cfg.annotation_unit == C.UNIT_REGION and strategy is not None \
+            else {}
         for r in pending:
+            revealed = Revealed({})
+            if method.stage == 2:  # the masks round r trains on, checked before anything is written
+                previous = run.read_state(r - 1) if r > 0 else None
+                labelled = labelled_set(cfg, method, data, previous)
+                try:
+                    revealed = reveal(cfg, run, data, r, previous, labelled, regions, first=r == pending[0])
+                except WaitingForAnswers:
+                    save_config_once(run, cfg)
+                    if r == 0 and not (request_folder(run, 0) / "index.html").is_file():
+                        write_next_request(cfg, run, request_folder(run, 0), -1, data, None, inference(cfg, device),
+                                           cfg.seg_threshold, data.pool.ids, labelled, {}, {}, regions)
+                    raise
+            save_config_once(run, cfg)
             clock = Clock()
             partial = run.begin_round(r)
             if method.stage == 1:
                 state = stage1_round(cfg, data, device, clock)
             else:
-                state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock)
+                state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock, revealed,
+                                     regions)
             with clock("write"):
+                keep_answers(partial, revealed)
                 state.timings = dict(clock.seconds)
                 run.finish_round(r, partial, state)
             print(round_line(state), flush=True)
             if state.exhausted and r < last:
                 print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
                 break
+
+
+def save_config_once(run: RunFolder, cfg: Config) -> None:
+    """config.yaml is written by the first call that gets past every check."""
+    if not (run.root / "config.yaml").is_file():
+        save_config(cfg, run.root / "config.yaml")
 
 
 def check_config(run: RunFolder, cfg: Config) -> None:
@@ -198,8 +238,10 @@ def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock)
 
 
 def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: RunData, run: RunFolder, r: int,
-                 partial: Path, theta0: dict[str, Any], device: torch.device, clock: Clock) -> RoundState:
-    """One round of a stage-2 method: Algorithm 1 of the paper, with Label_prop's second cycle."""
+                 partial: Path, theta0: dict[str, Any], device: torch.device, clock: Clock, revealed: Revealed,
+                 regions: dict[str, torch.Tensor]) -> RoundState:
+    """One round of a stage-2 method: Algorithm 1 of the paper, with Label_prop's second cycle.
+    The oracle's masks are in `revealed` (a person's) or in the dataset (simulated)."""
     infer = inference(cfg, device)
     pool = data.pool
     previous = run.read_state(r - 1) if r > 0 else None
@@ -214,13 +256,13 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
             pairs = merge_pairs(pairs, pair_by_colour(cfg, data, labelled, device))
 
     # Region-level annotation: the regions revealed so far, whose images train on partial masks.
-    regions = superpixel_maps(cfg, data) if cfg.annotation_unit == C.UNIT_REGION and strategy is not None else {}
-    revealed = revealed_regions(previous)
+    revealed_so_far = revealed_regions(previous)
 
     # Cycle 0: theta0 -> L_r plus P_{r-1}; a deep ensemble trains several members, the best one reports.
     n_models = 1 if strategy is None else strategy.n_models()
-    entries = [(pool.position[i], C.L, None) for i in labelled]
-    entries += [(pool.position[u], C.L, partial_mask_view(data, regions, u, revealed[u])) for u in revealed]
+    entries = [(pool.position[i], C.L, revealed.mask_for(data, i)) for i in labelled]
+    entries += [(pool.position[u], C.L, revealed.mask_for(data, u) if u in revealed.masks
+                 else partial_mask_view(data, regions, u, ks)) for u, ks in revealed_so_far.items()]
     entries += [(pool.position[u], C.PL, mask) for u, mask in carried.items()]
     members, best, history = train_members(cfg, data, theta0, entries, infer, r, n_models, clock,
                                            loss_prediction_training(cfg, strategy))
@@ -230,7 +272,7 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
     if method.pseudo_labels and pairs:
         with clock("pseudo_label"):
             pseudo = pseudo_masks(cfg, model, data, infer, list(pairs))
-        entries = [(pool.position[i], C.L, None) for i in labelled]
+        entries = [(pool.position[i], C.L, revealed.mask_for(data, i)) for i in labelled]
         positions = [pool.position[u] for u in pairs]
         entries += [(p, C.PL, pool.mask_view(p, pseudo.masks[p])) for p in positions]
         model, best, history["cycle1"] = train_cycle(cfg, data, theta0, entries, infer, r, 1, best, clock)
@@ -242,9 +284,11 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
         threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_seg_thres else cfg.seg_threshold
         test = segmentation_metrics(model, data.test, infer, threshold)
         metrics = {"valid": segmentation_metrics(model, data.valid, infer, threshold).summary(),
-                   "test": test.summary(),
-                   "train_labelled": segmentation_metrics(model, data.train_eval, infer, threshold,
-                                                          [pool.position[i] for i in labelled]).summary()}
+                   "test": test.summary()}
+        positions = [pool.position[i] for i in labelled]
+        if all(data.train_eval.mask(p) is not None for p in positions):  # a person's pool may have none
+            metrics["train_labelled"] = segmentation_metrics(model, data.train_eval, infer, threshold,
+                                                             positions).summary()
 
     # Re-annotate the pairs with the final model; their Dice against the true masks is the paper's Fig. 6.
     final = PseudoMasks({}, {}, None)
@@ -259,7 +303,8 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
     # The oracle picks U'_{r+1}: images, or regions of images.
     picked, picked_regions = Selection([]), RegionPick({}, {}, exhausted=True)
     if regions:
-        picked_regions = acquire_regions(cfg, strategy, members, data, infer, regions, leftovers, revealed, r, clock)
+        picked_regions = acquire_regions(cfg, strategy, members, data, infer, regions, leftovers, revealed_so_far, r,
+                                         clock)
         picked = Selection(sorted(picked_regions.regions), picked_regions.scores)
     elif strategy is not None:
         candidates = selection.oracle_candidates(leftovers, list(pairs), data.n_classes, cfg.protect_pl) \
@@ -268,17 +313,21 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
 
     # P_r for the next round: the pairs not picked by the oracle, with their final masks.
     next_pairs = {u: lab for u, lab in pairs.items() if u not in set(picked.selected)}
+    exhausted = picked_regions.exhausted if regions else len(leftovers) == len(picked.selected)
     with clock("write"):
         for u in next_pairs:
             run.write_mask(partial, u, final.masks[pool.position[u]].cpu().numpy())
-    exhausted = picked_regions.exhausted if regions else len(leftovers) == len(picked.selected)
+        if cfg.oracle == C.ORACLE_FILES and picked.selected and not method.single_round:
+            write_next_request(cfg, run, partial / REQUEST_DIR, r, data, model, infer, threshold, leftovers,
+                               picked.selected, picked.scores, picked_regions.regions, regions)
     return RoundState(round=r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(pool),
                       labelled=labelled, selected=picked.selected, pseudo_pairs=next_pairs,
                       n_pseudo_trained=len(pairs), exhausted=method.single_round or exhausted,
                       unit=C.UNIT_REGION if regions else C.UNIT_IMAGE,
-                      revealed={u: sorted(k) for u, k in revealed.items()},
+                      revealed={u: sorted(k) for u, k in revealed_so_far.items()},
                       selected_regions=picked_regions.regions,
-                      pixels_annotated=annotated_pixels(data, labelled, regions, revealed),
+                      pixels_annotated=annotated_pixels(data, labelled, regions, revealed_so_far),
+                      annotations=revealed.provenance, annotation_seconds=revealed.seconds,
                       n_pixels=sum(s.image.shape[-2] * s.image.shape[-1] for s in data.train),
                       threshold=threshold, pseudo_threshold=final.threshold, best=best_epoch(best),
                       metrics=metrics, test_dice_per_image=dict(zip(test.ids, test.dice)),

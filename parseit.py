@@ -161,6 +161,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                 choices=C.SUPERPIXEL_METHODS),
         "region_budget": _k(str, "region unit: each round reveals as many regions (regions_per_image x the images "
                             "of p_samples) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
+        "oracle": _k(str, "who answers the requests: the dataset's masks (simulated), or a person through files "
+                     "(each round writes round_<r>/to_annotate/ and the next one reads the answers)",
+                     choices=C.ORACLES),
+        "oracle_answers": _k(str, "oracle files: a folder of <id>.png masks or a Label Studio JSON export with "
+                             "the answers to the request of the call's first round (empty: the request's answers/ folder)"),
         "ll4al_width": _k(int, "LL4AL: width of the loss-prediction module's per-level layers", minimum=1),
         "ll4al_margin": _k(float, "LL4AL: margin of the pairwise ranking loss (> 0)", minimum=0.0),
         "ll4al_weight": _k(float, "LL4AL: weight of the ranking loss in the training loss (0: the module "
@@ -537,6 +542,9 @@ def _derive_and_check(data: dict[str, Any]) -> None:
                           f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
+    if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
+        raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle: "
+                          "add --oracle files, or drop --oracle_answers")
     if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
         raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
 

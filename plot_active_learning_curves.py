@@ -2,13 +2,23 @@
 
     python plot_active_learning_curves.py --dataset glas
     python plot_active_learning_curves.py --dataset synthetic --exp_root /tmp/exps --out paper/
+    python plot_active_learning_curves.py --dataset glas --x seconds
 
 Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
 or in the folders given with --runs, and grouped by method (al_type, marked "(regions)" for
-region-level annotation, drawn then against the annotated share of pixels) and seed (MYSEED). Only
-finished rounds count (`round_<rrr>/state.json`; `round_<rrr>.partial/` is ignored), and of a
-method only the rounds that every one of its seeds has finished. Writes into --out:
-`<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop), `<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
+region-level annotation) and seed (MYSEED). Only finished rounds count (`round_<rrr>/state.json`;
+`round_<rrr>.partial/` is ignored), and of a method only the rounds that every one of its seeds has
+finished. Writes into --out: `<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop),
+`<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
+
+--x chooses what the curves are drawn against, the same for every method (WSL and Full_sup are flat
+lines whatever it is): `images`, the % of training images labelled; `pixels`, the % of training
+pixels annotated (regions revealed included); `seconds`, the annotators' cumulative time, which only
+rounds answered through a Label Studio export record (lead_time), so every other method's run must
+have it in every round. `auto` (the default) is `pixels` when some run annotates regions, else `images`.
+The AUC is the mean height of the test-Dice curve, in %: over rounds with unit spacing for images and
+pixels (as the paper; rounds are the budget steps), and weighted by the seconds each round took for
+seconds (trapezoid over the seconds divided by the seconds spanned, per seed).
 """
 
 from __future__ import annotations
@@ -43,6 +53,14 @@ NOT_RUNS = ("theta0", "knn_cache", "superpixels")
 # More run folders than this get a progress bar.
 PROGRESS_MIN_RUNS = 20
 MAX_TICKS = 12
+X_AUTO, X_IMAGES, X_PIXELS, X_SECONDS = "auto", "images", "pixels", "seconds"
+X_AXES = (X_AUTO, X_IMAGES, X_PIXELS, X_SECONDS)
+# Per drawn axis: the x column of <ds>-rounds.csv and the figures' axis label.
+X_COLUMN = {X_IMAGES: "percent_labelled", X_PIXELS: "percent_pixels", X_SECONDS: "annotation_seconds"}
+X_LABEL = {X_IMAGES: "labelled training images (%)", X_PIXELS: "annotated training pixels (%)",
+           X_SECONDS: "annotators' time (s)"}
+# Runs named in full in an error line; more are counted.
+MAX_NAMED_RUNS = 5
 
 
 class NoRunsError(FileNotFoundError):
@@ -60,17 +78,22 @@ class _Parser(argparse.ArgumentParser):
 # ------------------------------------------------------------------------------------------------
 # Maths
 # ------------------------------------------------------------------------------------------------
-def auc(values: Sequence[float]) -> float:
-    """Normalised trapezoid over rounds 0..n-1 (unit spacing): the mean height of the curve, in %.
+def auc(values: Sequence[float], x: Sequence[float] | None = None) -> float:
+    """Normalised trapezoid: the mean height of the curve, in %, over rounds 0..n-1 (unit spacing) or,
+    given x, over x (divided by the span of x, so that it reads on the same scale).
 
-    A single value (WSL, Full_sup) is its own AUC, as in the original.
+    A single value (WSL, Full_sup) is its own AUC, as in the original. An x that does not advance
+    (no annotation time recorded after round 0) falls back to unit spacing rather than dividing by 0.
     """
     v = np.asarray(values, dtype=float)
     if v.size == 0:
         raise ValueError("auc() needs at least one value")
     if v.size == 1:
         return float(v[0])
-    return float(np.sum((v[1:] + v[:-1]) / 2) / (100 * (v.size - 1)) * 100)
+    t = np.arange(v.size, dtype=float) if x is None else np.asarray(x, dtype=float)
+    if t[-1] == t[0]:
+        t = np.arange(v.size, dtype=float)
+    return float(np.sum((v[1:] + v[:-1]) / 2 * np.diff(t)) / (t[-1] - t[0]))
 
 
 class Stat(NamedTuple):
@@ -106,7 +129,7 @@ class RoundRow:
 
     round: int
     n_labelled: Stat
-    percent: Stat
+    x: Stat            # on the summary's axis: % images, % pixels or seconds
     test_dice: Stat
     valid_dice: Stat
     test_acc: Stat
@@ -120,7 +143,7 @@ class MethodSummary:
     rows: tuple[RoundRow, ...]
     seed_aucs: tuple[float, ...]
     notes: tuple[str, ...]
-    by_pixels: bool = False    # x is the annotated share of pixels (some run of the dataset picks regions)
+    x: str = X_IMAGES    # the axis drawn: X_IMAGES, X_PIXELS or X_SECONDS
 
     @property
     def auc(self) -> Stat:
@@ -154,14 +177,35 @@ def method_order(methods: Iterable[str]) -> list[str]:
     return known + sorted(names - set(known))
 
 
-def annotated_percent(state: RoundState, by_pixels: bool) -> float:
-    """The x of a round: % of images pixel-labelled, or % of pixels annotated when regions are picked."""
-    if by_pixels and state.percent_pixels is not None:
+def x_value(state: RoundState, x: str) -> float | None:
+    """The x of a round: % of images pixel-labelled, % of pixels annotated (files that predate pixel
+    counts give their % of images) or the annotators' seconds so far (None when not recorded)."""
+    if x == X_SECONDS:
+        return None if state.annotation_seconds is None else float(state.annotation_seconds)
+    if x == X_PIXELS and state.percent_pixels is not None:
         return state.percent_pixels
     return state.percent_labelled
 
 
-def summarise_method(method: str, runs: Mapping[int, Run], by_pixels: bool = False) -> MethodSummary | None:
+def x_axis(runs: Sequence[Run], x: str) -> str:
+    """The axis to draw for --x: auto is pixels when some run picks regions, else images. Seconds need
+    every round of every run but WSL's and Full_sup's (flat lines) to carry the annotators' time:
+    RunStateError, naming the runs without, otherwise."""
+    if x == X_AUTO:
+        return X_PIXELS if any(s.unit == C.UNIT_REGION for run in runs for s in run.states) else X_IMAGES
+    if x == X_SECONDS:
+        untimed = [str(run.folder) for run in runs if run.method not in C.SINGLE_ROUND_METHODS
+                   and any(s.annotation_seconds is None for s in run.states)]
+        if untimed:
+            named = ", ".join(untimed[:MAX_NAMED_RUNS])
+            more = f" and {len(untimed) - MAX_NAMED_RUNS} more" if len(untimed) > MAX_NAMED_RUNS else ""
+            raise RunStateError(f"--x seconds needs the annotators' time of every round, which {len(untimed)} "
+                                f"run(s) lack: {named}{more}; use --x images (or pixels), or answer those runs "
+                                "through a Label Studio export (--oracle_answers), which records lead_time")
+    return x
+
+
+def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES) -> MethodSummary | None:
     """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one."""
     notes = [f"{method} seed {s} has no finished round: left out" for s, r in sorted(runs.items()) if not r.states]
     kept = {s: r for s, r in sorted(runs.items()) if r.states}
@@ -179,21 +223,24 @@ def summarise_method(method: str, runs: Mapping[int, Run], by_pixels: bool = Fal
         rows.append(RoundRow(
             round=r,
             n_labelled=mean_std(float(s.n_labelled) for s in states),
-            percent=mean_std(annotated_percent(s, by_pixels) for s in states),
+            x=mean_std(x_value(s, x) for s in states),
             test_dice=mean_std(s.metric("test", "dice_idx") for s in states),
             valid_dice=mean_std(s.metric("valid", "dice_idx") for s in states),
             test_acc=mean_std(s.metric("test", "acc") for s in states),
             pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states)))
-    seed_aucs = tuple(auc([run.states[r].metric("test", "dice_idx") for r in range(n)]) for run in kept.values())
-    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), by_pixels)
+    timed = x == X_SECONDS and method not in C.SINGLE_ROUND_METHODS
+    seed_aucs = tuple(auc([s.metric("test", "dice_idx") for s in run.states[:n]],
+                          [x_value(s, x) for s in run.states[:n]] if timed else None)
+                      for run in kept.values())
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x)
 
 
-def summarise(runs: Iterable[Run]) -> list[MethodSummary]:
-    """One summary per method, in the project's method order."""
+def summarise(runs: Iterable[Run], x: str = X_AUTO) -> list[MethodSummary]:
+    """One summary per method, in the project's method order, all on the axis --x resolves to."""
     runs = list(runs)
     groups = group_runs(runs)
-    by_pixels = any(state.unit == C.UNIT_REGION for run in runs for state in run.states)
-    out = [summarise_method(m, groups[m], by_pixels) for m in method_order(groups)]
+    axis = x_axis(runs, x)
+    out = [summarise_method(m, groups[m], axis) for m in method_order(groups)]
     return [s for s in out if s is not None]
 
 
@@ -204,13 +251,19 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+def _axis(summaries: Sequence[MethodSummary]) -> str:
+    """The axis the summaries share (images when there is none)."""
+    return summaries[0].x if summaries else X_IMAGES
+
+
 def _seed_count(summaries: Sequence[MethodSummary]) -> str:
     counts = sorted({len(s.seeds) for s in summaries})
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
 def auc_markdown(summaries: Sequence[MethodSummary], dataset: str) -> str:
-    lines = [f"AUC of test Dice (%) on {dataset}: mean ± std (ddof 0) over seeds", "",
+    weighted = ", weighted by the annotators' time" if _axis(summaries) == X_SECONDS else ""
+    lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds", "",
              "| method | AUC | seeds | rounds |", "|---|---|---|---|"]
     for s in summaries:
         a = s.auc
@@ -236,10 +289,10 @@ def auc_csv(summaries: Sequence[MethodSummary]) -> str:
 
 
 def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
-    header = ["method", "round", "n_labelled", "percent_labelled", "test_dice_mean", "test_dice_std",
+    header = ["method", "round", "n_labelled", X_COLUMN[_axis(summaries)], "test_dice_mean", "test_dice_std",
               "valid_dice_mean", "valid_dice_std", "test_acc_mean", "test_acc_std", "pseudo_dice_mean",
               "pseudo_dice_std", "n_seeds"]
-    rows = ([s.method, row.round, _fmt(row.n_labelled.mean, 1), _fmt(row.percent.mean), _fmt(row.test_dice.mean, 4),
+    rows = ([s.method, row.round, _fmt(row.n_labelled.mean, 1), _fmt(row.x.mean), _fmt(row.test_dice.mean, 4),
              _fmt(row.test_dice.std, 4), _fmt(row.valid_dice.mean, 4), _fmt(row.valid_dice.std, 4),
              _fmt(row.test_acc.mean, 4), _fmt(row.test_acc.std, 4), _fmt(row.pseudo_dice.mean, 4),
              _fmt(row.pseudo_dice.std, 4), row.test_dice.n]
@@ -250,22 +303,19 @@ def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
 # ------------------------------------------------------------------------------------------------
 # Figures
 # ------------------------------------------------------------------------------------------------
-def _percent_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
-    """Ticks at the rounds' mean % labelled, labelled rounded, thinned to a readable number."""
+def _x_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
+    """Ticks at the rounds' mean %, labelled rounded, thinned to a readable number. Seconds keep
+    matplotlib's ticks: methods spend different times per round, so no method's rounds fit all."""
+    if _axis(summaries) == X_SECONDS:
+        return
     longest = max((s for s in summaries if not s.single_round), key=lambda s: len(s.rows), default=None)
     if longest is None:
         ax.set_xlim(0, 100)
         return
-    xs = [row.percent.mean for row in longest.rows]
+    xs = [row.x.mean for row in longest.rows]
     step = max(1, math.ceil(len(xs) / MAX_TICKS))
     ax.set_xticks(xs[::step])
     ax.set_xticklabels([f"{round(x)}" for x in xs[::step]])
-
-
-def _x_label(summaries: Sequence[MethodSummary]) -> str:
-    if any(s.by_pixels for s in summaries):
-        return "annotated training pixels (%)"
-    return "labelled training images (%)"
 
 
 def colours(summaries: Sequence[MethodSummary]) -> dict[str, Any]:
@@ -276,7 +326,7 @@ def colours(summaries: Sequence[MethodSummary]) -> dict[str, Any]:
 
 
 def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str) -> None:
-    pairs = [(row.percent.mean, getattr(row, stat)) for row in summary.rows if getattr(row, stat).n]
+    pairs = [(row.x.mean, getattr(row, stat)) for row in summary.rows if getattr(row, stat).n]
     x = np.array([p[0] for p in pairs])
     mean = np.array([p[1].mean for p in pairs])
     std = np.array([p[1].std for p in pairs])
@@ -285,7 +335,7 @@ def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str) 
 
 
 def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
-    """Test Dice against % labelled: a band per AL method, flat lines for WSL and Full_sup."""
+    """Test Dice against the summaries' axis: a band per AL method, flat lines for WSL and Full_sup."""
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -299,8 +349,8 @@ def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
             ax.axhspan(row.mean - row.std, row.mean + row.std, color=colour[s.method], alpha=0.12, linewidth=0)
         else:
             _curve(ax, s, "test_dice", label, colour[s.method])
-    _percent_ticks(ax, summaries)
-    ax.set_xlabel(_x_label(summaries))
+    _x_ticks(ax, summaries)
+    ax.set_xlabel(X_LABEL[_axis(summaries)])
     ax.set_ylabel("test Dice (%)")
     ax.set_title(f"{dataset}: test Dice, mean ± std over {_seed_count(summaries)} seeds")
     ax.grid(alpha=0.3)
@@ -318,8 +368,8 @@ def pseudo_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
     shown = [s for s in summaries if s.has_pseudo]
     for s in shown:
         _curve(ax, s, "pseudo_dice", s.method, colour[s.method])
-    _percent_ticks(ax, shown)
-    ax.set_xlabel(_x_label(shown))
+    _x_ticks(ax, shown)
+    ax.set_xlabel(X_LABEL[_axis(shown)])
     ax.set_ylabel("pseudo-mask Dice (%)")
     ax.set_title(f"{dataset}: pseudo-mask Dice, mean ± std over {_seed_count(shown)} seeds")
     ax.grid(alpha=0.3)
@@ -447,6 +497,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="run folders, or folders holding them, read instead of searching --exp_root")
     parser.add_argument("--out", type=Path, default=Path("paper"),
                         help="output folder (relative: from the repository root; default paper)")
+    parser.add_argument("--x", choices=X_AXES, default=X_AUTO,
+                        help="x-axis of every curve: %% of images labelled, %% of pixels annotated, or the "
+                             "annotators' seconds (Label Studio lead_time); auto: pixels when some run "
+                             "annotates regions, else images (default auto)")
     return parser.parse_args(argv)
 
 
@@ -454,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with exit_on_error(NoRunsError, RunStateError, OSError):
         roots = [resolve(p) for p in args.runs] if args.runs else [resolve(args.exp_root)]
-        summaries = summarise(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder))
+        summaries = summarise(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder), args.x)
         out = resolve(args.out)
         written = write_outputs(summaries, args.dataset, out)
     print(f"figures and tables of {args.dataset} written to {out}:")

@@ -82,6 +82,8 @@ BASE: dict[str, Any] = {
     "regions_per_image": 100,
     "superpixel_method": "slic",
     "region_budget": "regions",
+    "oracle": C.ORACLE_SIMULATED,
+    "oracle_answers": "",
     "ll4al_width": 128,
     "ll4al_margin": 1.0,
     "ll4al_weight": 1.0,

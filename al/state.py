@@ -10,6 +10,9 @@ Layout of one fold's experiments:
         lock                   held (flock) by the process working on the run; holds its pid
         round_000/state.json   everything round 0 decided and measured (a RoundState, versioned)
         round_000/pseudo_masks/<id>.png   pseudo-masks that round r+1 trains on (Label_prop)
+        round_000/annotations/<id>.png    oracle files: the person's masks this round took in
+        round_000/to_annotate/            oracle files: the request for round r+1 (al/request.py)
+        initial/to_annotate/              oracle files: the request for the initial labelled set
         round_001/...
         round_003.partial/     a round in progress; removed when the round is started again
 
@@ -36,8 +39,10 @@ from parseit import Config, resolve_path
 
 STATE_FILE = "state.json"
 MASKS_DIR = "pseudo_masks"
-# Version 1: written before the strategy plug-ins (no "version" key, no best.member).
-STATE_VERSION = 2
+ANNOTATIONS_DIR = "annotations"
+# Version 1: written before the strategy plug-ins (no "version" key, no best.member);
+# version 2: before the person oracle (no annotations, annotation_seconds).
+STATE_VERSION = 3
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -119,6 +124,10 @@ class RoundState:
     selected_regions: dict[str, list[int]] = field(default_factory=dict)  # the region pick, per image
     pixels_annotated: int = 0                                    # pixels of L_r plus the revealed regions
     n_pixels: int = 0                                            # pixels of the whole train set
+    # Masks (or regions) this round took from the oracle: id -> {"source": simulated | file |
+    # label_studio, "reference": PNG path or Label Studio task/annotation, "lead_time": seconds or None}.
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    annotation_seconds: float | None = None                      # annotators' time so far, when every answer had one
     version: int = STATE_VERSION
 
     @property
@@ -187,7 +196,8 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "pseudo_pairs": (dict,), "n_pseudo_trained": (int,), "threshold": (float, int, type(None)),
     "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "test_dice_per_image": (dict,),
     "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
-    "pixels_annotated": (int,), "n_pixels": (int,),
+    "pixels_annotated": (int,), "n_pixels": (int,), "annotations": (dict,),
+    "annotation_seconds": (float, int, type(None)),
 }
 
 
@@ -268,15 +278,15 @@ class RunFolder:
             raise RunStateError(f"round {r} already finished in {self.root}: delete {final} to run it again")
         os.replace(partial, final)
 
-    # Pseudo-masks ---------------------------------------------------------------------------
+    # Pseudo-masks and a person's masks -------------------------------------------------------------
     @staticmethod
-    def write_mask(folder: Path, sample_id: str, mask: np.ndarray) -> None:
-        path = folder / MASKS_DIR / f"{sample_id}.png"
+    def write_mask(folder: Path, sample_id: str, mask: np.ndarray, kind: str = MASKS_DIR) -> None:
+        path = folder / kind / f"{sample_id}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((mask > 0).astype(np.uint8) * 255).save(path, format="PNG")
 
-    def read_mask(self, r: int, sample_id: str) -> np.ndarray:
-        path = self.round_dir(r) / MASKS_DIR / f"{sample_id}.png"
+    def read_mask(self, r: int, sample_id: str, kind: str = MASKS_DIR) -> np.ndarray:
+        path = self.round_dir(r) / kind / f"{sample_id}.png"
         if not path.is_file():
-            raise RunStateError(f"pseudo-mask {path} is missing: delete {self.round_dir(r)} and run round {r} again")
+            raise RunStateError(f"mask {path} is missing: delete {self.round_dir(r)} and run round {r} again")
         return (np.asarray(Image.open(path)) > 127).astype(np.uint8)

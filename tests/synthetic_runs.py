@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,3 +26,9 @@ def states(exp_root: Path, exp_id: str) -> list[dict]:
         state.pop("timings")
         out.append(state)
     return out
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Checksum of every file under root: 'nothing written' means the same tree before and after."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -42,7 +44,9 @@ def state(method: str, seed: int, r: int, dice: float, pseudo: float | None = No
             "history": {}, "timings": {"train": 1.0}}
 
 
-def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], dataset: str = "synthetic") -> Path:
+def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], dataset: str = "synthetic",
+              extra: Sequence[dict[str, Any]] = ()) -> Path:
+    """One run folder; extra[r] overrides keys of round r's state."""
     folder = fold_dir / f"{method}-seed_{seed}"
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump({"al_type": method, "MYSEED": seed, "dataset": dataset,
@@ -51,7 +55,8 @@ def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], datase
         pseudo = PSEUDO_DICE[seed][r] if method == "Label_prop" else None
         (folder / f"round_{r:03d}").mkdir()
         (folder / f"round_{r:03d}" / "state.json").write_text(
-            json.dumps(state(method, seed, r, dice, pseudo, single=method in ("WSL", "Full_sup"))))
+            json.dumps({**state(method, seed, r, dice, pseudo, single=method in ("WSL", "Full_sup")),
+                        **(extra[r] if extra else {})}))
     return folder
 
 
@@ -87,6 +92,13 @@ def test_auc_is_the_normalised_trapezoid() -> None:
         plot.auc([])
 
 
+def test_auc_over_x_is_weighted_by_the_spacing() -> None:
+    assert plot.auc([60, 70, 80], [0, 1, 2]) == pytest.approx(plot.auc([60, 70, 80]))
+    assert plot.auc([60, 70, 80], [30, 90, 120]) == pytest.approx((65 * 60 + 75 * 30) / 90)
+    assert plot.auc([50, 70], [5, 5]) == pytest.approx(60.0)  # no time spent: unit spacing
+    assert plot.auc([55.5], [12.0]) == 55.5
+
+
 def test_mean_std_is_population_std_and_skips_missing() -> None:
     stat = plot.mean_std([70.0, None, 72.5])
     assert (stat.mean, stat.std, stat.n) == (pytest.approx(71.25), pytest.approx(1.25), 2)
@@ -105,7 +117,7 @@ def test_summary_over_seeds(exp_root: Path) -> None:
     assert (random.auc.mean, random.auc.std) == (pytest.approx(71.25), pytest.approx(1.25))
     row1 = random.rows[1]
     assert (row1.test_dice.mean, row1.test_dice.std, row1.test_dice.n) == (pytest.approx(72.0), pytest.approx(2.0), 2)
-    assert row1.n_labelled.mean == 10 and row1.percent.mean == pytest.approx(20.0)
+    assert row1.n_labelled.mean == 10 and row1.x.mean == pytest.approx(20.0)
     assert row1.test_acc.mean == pytest.approx(80.5)
     assert not random.notes
 
@@ -196,7 +208,83 @@ def test_region_runs_are_their_own_curve_against_annotated_pixels(tmp_path: Path
             plot.Run("Entropy (regions)", 0, tmp_path / "b", tuple(region))]
     summaries = plot.summarise(runs)
     assert [s.method for s in summaries] == ["Entropy", "Entropy (regions)"]
-    assert all(s.by_pixels for s in summaries)
-    assert [row.percent.mean for row in summaries[1].rows] == pytest.approx([10.0, 10.6])
-    assert [row.percent.mean for row in summaries[0].rows] == pytest.approx([10.0, 20.0])
-    assert plot.summarise(runs[:1])[0].by_pixels is False
+    assert all(s.x == plot.X_PIXELS for s in summaries)
+    assert [row.x.mean for row in summaries[1].rows] == pytest.approx([10.0, 10.6])
+    assert [row.x.mean for row in summaries[0].rows] == pytest.approx([10.0, 20.0])
+    assert plot.summarise(runs[:1])[0].x == plot.X_IMAGES
+
+
+# Random's annotators' seconds so far, per seed and round (a Label Studio-answered run).
+SECONDS = {0: [30.0, 90.0, 120.0], 1: [40.0, 80.0, 160.0]}
+
+
+@pytest.fixture()
+def timed_root(tmp_path: Path) -> Path:
+    """WSL and Full_sup (simulated: no time) and Random with the annotators' seconds in every round."""
+    root = tmp_path / "timed"
+    fold_dir = root / "synthetic" / "split_0-fold_0"
+    for method in ("WSL", "Random", "Full_sup"):
+        for seed, dices in TEST_DICE[method].items():
+            times = [{"annotation_seconds": t} for t in SECONDS[seed]] if method == "Random" else ()
+            write_run(fold_dir, method, seed, dices, extra=times)
+    return root
+
+
+def test_seconds_axis_draws_the_annotators_time_and_weights_the_auc(timed_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figs"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(timed_root), "--out", str(out), "--x", "seconds"],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = (out / "synthetic-rounds.csv").read_text().splitlines()
+    assert rows[0].startswith("method,round,n_labelled,annotation_seconds,test_dice_mean")
+    assert [row.split(",")[3] for row in rows if row.startswith("Random,")] == ["35.00", "85.00", "140.00"]
+    assert any(row.startswith("WSL,0,0.0,,41.0000,") for row in rows)  # flat lines need no time
+    # Per seed: trapezoid over the seconds / seconds spanned: 68.33 and 74.00 (71.25 ± 1.25 over rounds).
+    seed_aucs = ((65 * 60 + 75 * 30) / 90, (68 * 40 + 77 * 80) / 120)
+    mean, std = sum(seed_aucs) / 2, abs(seed_aucs[0] - seed_aucs[1]) / 2
+    auc_rows = (out / "synthetic-auc.csv").read_text().splitlines()
+    assert auc_rows[2] == f"Random,{mean:.4f},{std:.4f},2,3,{seed_aucs[0]:.4f} {seed_aucs[1]:.4f}"
+    assert f"| Random | {mean:.2f} ± {std:.2f} | 2 | 3 |" in result.stdout
+    assert "weighted by the annotators' time" in result.stdout
+
+    summaries = plot.summarise(plot.load_runs([timed_root], "synthetic", 0, 0, None), plot.X_SECONDS)
+    ax = plot.dice_figure(summaries, "synthetic").axes[0]
+    random = next(line for line in ax.lines if line.get_label().startswith("Random"))
+    assert list(random.get_xdata()) == pytest.approx([35.0, 85.0, 140.0])
+    assert ax.get_xlabel() == "annotators' time (s)"
+
+
+def test_pixels_axis_on_image_runs_draws_the_annotated_share_of_pixels(tmp_path: Path) -> None:
+    # Images of different sizes: the share of pixels is not the share of images (10, 20, 30 %).
+    fold_dir = tmp_path / "exps" / "synthetic" / "split_0-fold_0"
+    pixels = [{"pixels_annotated": p, "n_pixels": 100 * N_TRAIN} for p in (400, 1200, 1500)]
+    write_run(fold_dir, "Random", 0, TEST_DICE["Random"][0], extra=pixels)
+    runs = plot.load_runs([tmp_path / "exps"], "synthetic", 0, 0, None)
+
+    by_pixels = plot.summarise(runs, plot.X_PIXELS)[0]
+    assert by_pixels.x == plot.X_PIXELS
+    assert [row.x.mean for row in by_pixels.rows] == pytest.approx([8.0, 24.0, 30.0])
+    assert plot.rounds_csv([by_pixels]).splitlines()[0].startswith("method,round,n_labelled,percent_pixels,")
+    assert plot.dice_figure([by_pixels], "synthetic").axes[0].get_xlabel() == "annotated training pixels (%)"
+    assert by_pixels.seed_aucs == (pytest.approx(70.0),)  # over rounds, as for images
+
+    default = plot.summarise(runs)[0]  # auto: image-level runs only, so images
+    assert default.x == plot.X_IMAGES
+    assert [row.x.mean for row in default.rows] == pytest.approx([10.0, 20.0, 30.0])
+    assert [row.x.mean for row in plot.summarise(runs, plot.X_IMAGES)[0].rows] == pytest.approx([10.0, 20.0, 30.0])
+
+
+def test_cli_seconds_without_times_exits_2_naming_the_runs(exp_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(exp_root), "--out", str(out), "--x", "seconds"],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--x seconds needs the annotators' time" in result.stderr
+    fold_dir = exp_root / "synthetic" / "split_0-fold_0"
+    for run in ("Random-seed_0", "Random-seed_1", "Label_prop-seed_0", "Label_prop-seed_1"):
+        assert str(fold_dir / run) in result.stderr, run
+    assert "WSL-seed" not in result.stderr and "Full_sup-seed" not in result.stderr
+    assert "use --x images" in result.stderr and "lead_time" in result.stderr
+    assert not out.exists()

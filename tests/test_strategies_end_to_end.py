@@ -4,12 +4,11 @@ and the bad inputs each strategy refuses before anything is written."""
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import FOLD, run, states
+from synthetic_runs import FOLD, run, states, tree
 
 import constants as C
 from al.methods import METHODS
@@ -127,11 +126,6 @@ def _labels() -> dict[str, str]:
         return {row["id"]: row["label"] for row in csv.DictReader(f)}
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize(("args", "words"), [
     (("--al_type", "Nope"), "al_type"),
     (("--al_type", C.ENSEMBLE, "--ensemble_size", "1"), "ensemble_size"),
@@ -152,10 +146,10 @@ def _tree(root: Path) -> dict[str, str]:
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(exp_root: Path, capsys: pytest.CaptureFixture,
                                                           args: tuple[str, ...], words: str) -> None:
-    before = _tree(exp_root)
+    before = tree(exp_root)
     with pytest.raises(SystemExit) as info:
         run(exp_root, *args, "--exp_id", "refused")
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2
     assert len(err) == 1 and words in err[0] and "Traceback" not in err[0]
-    assert _tree(exp_root) == before and not (exp_root / FOLD / "refused").exists()
+    assert tree(exp_root) == before and not (exp_root / FOLD / "refused").exists()

@@ -1,0 +1,204 @@
+"""A person's answers to a request, checked whole before the run trusts any of them.
+
+Two forms are read:
+- a folder of `<id>.png` masks. Rule: the PNG is read as greyscale (RGB is converted) and must hold
+  only the values 0 and 255 (background, foreground) or only 0 and 1; anything else is refused
+  as non-binary, so an anti-aliased or soft mask is never thresholded silently. Files that are not
+  PNG are ignored.
+- a Label Studio JSON export (Export -> JSON) of the project made from the request's tasks. Each
+  task names its image by `data.sample_id`; its latest annotation that was not skipped counts
+  (the largest annotation id). Brush results (RLE) are foreground where their alpha is above 127;
+  polygon results (points in % of the image) are filled; several results are united. A task whose
+  annotation has no region is an image without foreground.
+
+Every picked id must be answered, no other id may be, and each mask must have its image's size.
+All problems are gathered and reported in one line (AnswerError); nothing is half-read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from al.brush_rle import decode as decode_rle
+from constants import SOURCE_FILE, SOURCE_LABEL_STUDIO
+
+# Brush alpha above this is foreground (Label Studio paints 255; soft edges stay below half).
+BRUSH_THRESHOLD = 127
+# Ids named in a message before "and N more".
+MAX_IDS_SHOWN = 5
+
+
+class AnswerError(ValueError):
+    """The answers cannot be used; the message names the ids, the problem and the fix."""
+
+
+@dataclass
+class Answer:
+    mask: np.ndarray           # (H, W) uint8 0/1
+    source: str                # constants.SOURCE_FILE or SOURCE_LABEL_STUDIO
+    reference: str             # the PNG's path, or the Label Studio task and annotation ids
+    lead_time: float | None    # seconds the annotator spent (Label Studio exports), None if unknown
+
+
+def has_answers(source: Path) -> bool:
+    """Whether anything is there to read: an export file, or a folder with at least one PNG."""
+    if source.is_file():
+        return True
+    return source.is_dir() and any(p.suffix.lower() == ".png" for p in source.iterdir())
+
+
+def read_answers(source: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
+    """The answer of every id in `ids` from a PNG folder or a Label Studio export; sizes are (H, W)."""
+    if source.is_dir():
+        return _read_folder(source, ids, sizes)
+    if source.suffix.lower() != ".json":
+        raise AnswerError(f"answers {source} are neither a folder of <id>.png masks nor a Label Studio JSON "
+                          "export (.json): pass --oracle_answers with one of those")
+    return _read_label_studio(source, ids, sizes)
+
+
+def _listed(ids: Sequence[str]) -> str:
+    shown = ", ".join(sorted(ids)[:MAX_IDS_SHOWN])
+    return shown + (f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else "")
+
+
+class _Problems:
+    """Problems gathered over every answer, reported together in one line."""
+
+    def __init__(self, source: Path):
+        self.source = source
+        self.by_kind: dict[str, list[str]] = {}
+
+    def add(self, kind: str, sample_id: str) -> None:
+        self.by_kind.setdefault(kind, []).append(sample_id)
+
+    def raise_any(self) -> None:
+        if self.by_kind:
+            parts = [f"{kind} ({_listed(ids)})" for kind, ids in self.by_kind.items()]
+            raise AnswerError(f"answers in {self.source}: " + "; ".join(parts) +
+                              ": fix those answers and run the same command again")
+
+
+def _check_ids(problems: _Problems, given: Sequence[str], ids: Sequence[str], missing_hint: str) -> None:
+    for sample_id in sorted(set(ids) - set(given)):
+        problems.add(f"missing {missing_hint}", sample_id)
+    for sample_id in sorted(set(given) - set(ids)):
+        problems.add("not asked for", sample_id)
+
+
+def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
+    problems = _Problems(folder)
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".png" and p.is_file()}
+    _check_ids(problems, list(files), ids, "<id>.png")
+    answers = {}
+    for sample_id in sorted(set(files) & set(ids)):
+        path = files[sample_id]
+        try:
+            with Image.open(path) as image:
+                image.load()
+                grey = np.asarray(image.convert("L"))
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+            problems.add("not a readable PNG", sample_id)
+            continue
+        if grey.shape != tuple(sizes[sample_id]):
+            problems.add(f"size differs from the image's (expected {_size(sizes[sample_id])})", sample_id)
+            continue
+        values = set(np.unique(grey).tolist())
+        if not (values <= {0, 255} or values <= {0, 1}):
+            problems.add("non-binary (use only 0 and 255)", sample_id)
+            continue
+        answers[sample_id] = Answer((grey > 0).astype(np.uint8), SOURCE_FILE, str(path), None)
+    problems.raise_any()
+    return answers
+
+
+def _size(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]} pixels"
+
+
+def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
+    def malformed(problem: str) -> AnswerError:
+        return AnswerError(f"{path} is not a Label Studio JSON export ({problem}): export the project again "
+                           "with Export -> JSON")
+
+    try:
+        tasks = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise malformed(f"invalid JSON: {exc}") from None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict)
+                                              for t in tasks):
+        raise malformed("expected a list of tasks, each with a 'data' object")
+    problems = _Problems(path)
+    by_id: dict[str, dict] = {}
+    for task in tasks:
+        sample_id = task["data"].get("sample_id")
+        if not isinstance(sample_id, str):
+            raise malformed(f"task {task.get('id')} has no data.sample_id; make the project from the request's "
+                            "label_studio_tasks.json")
+        if sample_id in by_id:
+            problems.add("in several tasks", sample_id)
+        by_id[sample_id] = task
+    annotated = {i: a for i, t in by_id.items() if (a := _latest_annotation(t, malformed)) is not None}
+    _check_ids(problems, list(annotated), ids, "annotation")
+    answers = {}
+    for sample_id in sorted(set(annotated) & set(ids)):
+        task, annotation = by_id[sample_id], annotated[sample_id]
+        try:
+            mask = _rasterise(annotation.get("result"), sizes[sample_id])
+        except _WrongSize:
+            problems.add(f"size differs from the image's (expected {_size(sizes[sample_id])})", sample_id)
+            continue
+        except (ValueError, TypeError, KeyError) as exc:
+            raise malformed(f"task {task.get('id')} ({sample_id}): {exc}") from None
+        lead = annotation.get("lead_time")
+        answers[sample_id] = Answer(mask, SOURCE_LABEL_STUDIO,
+                                    f"task {task.get('id')}, annotation {annotation.get('id')}",
+                                    float(lead) if isinstance(lead, (int, float)) else None)
+    problems.raise_any()
+    return answers
+
+
+def _latest_annotation(task: dict, malformed: Any) -> dict | None:
+    annotations = task.get("annotations", [])
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+        raise malformed(f"task {task.get('id')}: 'annotations' is not a list of objects")
+    kept = [a for a in annotations if not a.get("was_cancelled")]
+    return max(kept, key=lambda a: a.get("id") or 0) if kept else None
+
+
+class _WrongSize(Exception):
+    pass
+
+
+def _rasterise(results: Any, hw: tuple[int, int]) -> np.ndarray:
+    """The union of an annotation's brush and polygon regions as an (H, W) 0/1 mask."""
+    height, width = hw
+    if not isinstance(results, list):
+        raise TypeError("'result' is not a list")
+    mask = np.zeros((height, width), dtype=bool)
+    for result in results:
+        kind = result.get("type")
+        if kind not in ("brushlabels", "polygonlabels"):
+            continue
+        if (result.get("original_height", height), result.get("original_width", width)) != (height, width):
+            raise _WrongSize
+        value = result["value"]
+        if kind == "brushlabels":
+            if value.get("format") != "rle":
+                raise ValueError(f"brush format {value.get('format')!r}, expected 'rle'")
+            mask |= decode_rle(value["rle"], height, width) > BRUSH_THRESHOLD
+        else:
+            points = [(float(x) * width / 100, float(y) * height / 100) for x, y in value["points"]]
+            if len(points) < 3:
+                raise ValueError("a polygon with fewer than 3 points")
+            canvas = Image.new("L", (width, height), 0)
+            ImageDraw.Draw(canvas).polygon(points, fill=1)
+            mask |= np.asarray(canvas, dtype=bool)
+    return mask.astype(np.uint8)

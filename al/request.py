@@ -1,0 +1,212 @@
+"""What a person receives when they are the oracle: one folder per request (`to_annotate/`).
+
+A round's pick becomes files that an annotator can work from in the tool they already use:
+
+    ranking.csv                 every candidate: id, image, rank, score, class, strategy, picked first
+                                (the per-image score file that annotation services ingest)
+    label_studio_config.xml     labelling interface: brush and polygon for the class "foreground"
+    label_studio_tasks.json     one task per picked image, with the model's mask as a brush
+                                pre-annotation (brush RLE) so that the annotator corrects it
+    images/<id>.png             the picked image
+    predictions/<id>.png        the model's mask (0/255)
+    heatmaps/<id>.png           the model's uncertainty: binary entropy of its foreground probability
+    regions/<id>.png            region unit: the image with everything but the picked regions dimmed
+    index.html                  a self-contained gallery of the picked images, ranked
+    answers/                    where the next round looks for <id>.png masks by default
+
+The request for the initial labelled set L_0 has no model yet: no predictions, heat-maps or
+pre-annotations, and no scores (the rank follows the ids).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+from al.brush_rle import encode as encode_rle
+from atomic_io import atomic_write_bytes, atomic_write_text
+
+ANSWERS_DIR = "answers"
+FOREGROUND = "foreground"
+BRUSH_NAME = "mask"
+POLYGON_NAME = "outline"
+IMAGE_NAME = "image"
+# Side of the thumbnails embedded in index.html (the full-size PNGs sit beside it).
+THUMBNAIL_SIDE = 320
+# Brightness kept outside the picked regions in regions/<id>.png.
+DIMMED = 0.3
+
+LABEL_STUDIO_CONFIG = f"""<View>
+  <Header value="$sample_id (rank $rank): draw the {FOREGROUND}, correct the model's mask"/>
+  <Image name="{IMAGE_NAME}" value="$image" zoom="true"/>
+  <BrushLabels name="{BRUSH_NAME}" toName="{IMAGE_NAME}">
+    <Label value="{FOREGROUND}" background="#ff0000"/>
+  </BrushLabels>
+  <PolygonLabels name="{POLYGON_NAME}" toName="{IMAGE_NAME}" strokeWidth="2">
+    <Label value="{FOREGROUND}" background="#00a0ff"/>
+  </PolygonLabels>
+</View>
+"""
+
+
+@dataclass
+class RankedCandidate:
+    """One row of ranking.csv."""
+
+    id: str
+    image: str                # the image's path as the fold lists it (relative to the data root)
+    label: str                # class name
+    score: float | None       # the strategy's score (None: the strategy does not score, e.g. Random)
+    picked: bool
+
+
+@dataclass
+class PickedImage:
+    """What the annotator sees of one picked image; arrays at the image's original resolution."""
+
+    id: str
+    image: np.ndarray                    # (H, W, 3) uint8
+    prediction: np.ndarray | None        # (H, W) 0/1, the model's mask
+    probability: np.ndarray | None       # (H, W) float foreground probability
+    regions: np.ndarray | None = None    # (H, W) bool, the pixels to annotate (region unit); None: all
+
+
+def ranked(candidates: Sequence[RankedCandidate]) -> list[RankedCandidate]:
+    """The picked first, then the rest; each part by decreasing score, the unscored last, ties by id."""
+    def key(c: RankedCandidate) -> tuple:
+        return (not c.picked, c.score is None, 0.0 if c.score is None else -c.score, c.id)
+    return sorted(candidates, key=key)
+
+
+def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[RankedCandidate],
+                  picked: Sequence[PickedImage], document_root: Path, published: Path | None = None) -> None:
+    """Write the request folder. `document_root` is Label Studio's local-files root: the tasks name the
+    images relative to it, at `published`, where the folder will live once its round is published
+    (default: `folder`). Every file is written whole or not at all."""
+    order = ranked(candidates)
+    rank = {c.id: k + 1 for k, c in enumerate(order)}
+    by_id = {c.id: c for c in order}
+    images = sorted(picked, key=lambda p: rank[p.id])
+    (folder / ANSWERS_DIR).mkdir(parents=True, exist_ok=True)
+    _write_ranking(folder / "ranking.csv", order, rank, strategy)
+    files: dict[str, dict[str, Path]] = {}
+    for item in images:
+        files[item.id] = _write_pictures(folder, item)
+    atomic_write_text(folder / "label_studio_config.xml", LABEL_STUDIO_CONFIG)
+    final = (published or folder).resolve()
+    tasks = [_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
+                   strategy, document_root) for item in images]
+    atomic_write_text(folder / "label_studio_tasks.json", json.dumps(tasks, indent=1) + "\n")
+    atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id))
+
+
+def heat_colours(probability: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 picture of the binary entropy of a probability map (0 certain, 1 bit unsure)."""
+    p = np.clip(probability.astype(np.float64), 1e-7, 1 - 1e-7)
+    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    return (colormaps["inferno"](entropy)[..., :3] * 255).round().astype(np.uint8)
+
+
+def _write_ranking(path: Path, order: Sequence[RankedCandidate], rank: dict[str, int], strategy: str) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "image", "rank", "score", "class", "strategy", "picked"])
+    for c in order:
+        writer.writerow([c.id, c.image, rank[c.id], "" if c.score is None else repr(float(c.score)), c.label,
+                         strategy, int(c.picked)])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_pictures(folder: Path, item: PickedImage) -> dict[str, Path]:
+    pictures = {"image": item.image}
+    if item.prediction is not None:
+        pictures["prediction"] = (item.prediction > 0).astype(np.uint8) * 255
+    if item.probability is not None:
+        pictures["heatmap"] = heat_colours(item.probability)
+    if item.regions is not None:
+        dimmed = (item.image * DIMMED).astype(np.uint8)
+        pictures["regions"] = np.where(item.regions[..., None], item.image, dimmed)
+    subfolders = {"image": "images", "prediction": "predictions", "heatmap": "heatmaps", "regions": "regions"}
+    paths = {}
+    for kind, array in pictures.items():
+        path = folder / subfolders[kind] / f"{item.id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, _png(array))
+        paths[kind] = path
+    return paths
+
+
+def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, strategy: str,
+          document_root: Path) -> dict:
+    relative = image_path.relative_to(document_root.resolve())
+    task: dict = {"data": {IMAGE_NAME: f"/data/local-files/?d={relative.as_posix()}", "sample_id": item.id,
+                           "rank": rank, "score": score}}
+    if item.prediction is not None:
+        height, width = item.prediction.shape
+        task["predictions"] = [{
+            "model_version": strategy, "score": score,
+            "result": [{"from_name": BRUSH_NAME, "to_name": IMAGE_NAME, "type": "brushlabels",
+                        "original_width": width, "original_height": height, "image_rotation": 0,
+                        "value": {"format": "rle", "rle": encode_rle(item.prediction > 0),
+                                  "brushlabels": [FOREGROUND]}}]}]
+    return task
+
+
+def _thumbnail(path: Path) -> str:
+    """The picture as a PNG data URI no larger than THUMBNAIL_SIDE, so that index.html stands alone."""
+    with Image.open(path) as image:
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_CAPTIONS = {"image": "image", "regions": "regions to annotate", "prediction": "model's mask",
+             "heatmap": "uncertainty (entropy)"}
+_STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa;color:#222}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em;margin:0 0 1em 0}
+.card h2{font-size:1.05em;margin:0 0 .5em 0}.row{display:flex;gap:.8em;flex-wrap:wrap}
+figure{margin:0}figcaption{font-size:.8em;color:#555;text-align:center}
+img{width:240px;height:auto;display:block;image-rendering:pixelated}"""
+
+
+def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: dict[str, dict[str, Path]],
+             rank: dict[str, int], by_id: dict[str, RankedCandidate]) -> str:
+    cards = []
+    for item in images:
+        c = by_id[item.id]
+        score = "no score" if c.score is None else f"score {c.score:.4g}"
+        figures = []
+        for kind in ("image", "regions", "prediction", "heatmap"):
+            if kind in files[item.id]:
+                path = files[item.id][kind]
+                link = html.escape(f"{path.parent.name}/{path.name}")
+                figures.append(f'<figure><a href="{link}"><img src="{_thumbnail(path)}" '
+                               f'alt="{html.escape(item.id)} {_CAPTIONS[kind]}"></a>'
+                               f"<figcaption>{_CAPTIONS[kind]}</figcaption></figure>")
+        cards.append(f'<div class="card" id="{html.escape(item.id)}"><h2>#{rank[item.id]} '
+                     f"{html.escape(item.id)} &middot; {html.escape(c.label)} &middot; {score}</h2>"
+                     f'<div class="row">{"".join(figures)}</div></div>')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p>{len(images)} images picked by {html.escape(strategy)}, most informative first. Save each "
+            f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> (0 background, 255 {FOREGROUND}) or import "
+            "<code>label_studio_tasks.json</code> into Label Studio with "
+            "<code>label_studio_config.xml</code>. The full ranking is in <code>ranking.csv</code>.</p>"
+            f"{''.join(cards)}</body></html>\n")
