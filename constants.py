@@ -57,7 +57,13 @@ CUB = "cub"
 PH2 = "ph2"
 OXFORD_FLOWERS = "oxford-flowers-102"
 GENERIC = "generic"
-DATASETS = (SYNTHETIC, GLAS, CUB, PH2, OXFORD_FLOWERS, GENERIC)
+# Classification-only datasets, read into arrays from their official files (data/arrays.py).
+DIGITS = "digits"
+CIFAR10 = "cifar10"
+MNIST = "mnist"
+EMNIST = "emnist"
+CLASSIFICATION_DATASETS = (DIGITS, CIFAR10, MNIST, EMNIST)
+DATASETS = (SYNTHETIC, GLAS, CUB, PH2, OXFORD_FLOWERS, GENERIC, *CLASSIFICATION_DATASETS)
 # The original's spellings of dataset names (and of their YAML files).
 DATASET_ALIASES = {"Caltech-UCSD-Birds-200-2011": CUB, "Oxford-flowers-102": OXFORD_FLOWERS}
 
@@ -97,3 +103,18 @@ PADDING_MODES = ("reflect", "constant", "replicate")
 
 # Devices.
 DEVICES = ("auto", "cpu", "cuda")
+
+# Tasks: joint classification and segmentation (masks from the oracle), or classification (class
+# labels from the oracle; strategies score class-probability vectors and features).
+TASK_JOINT = "joint"
+TASK_CLASSIFICATION = "classification"
+TASKS = (TASK_JOINT, TASK_CLASSIFICATION)
+# The original's configuration files name the joint task this way.
+TASK_ALIASES = {"SEGMENTATION": TASK_JOINT}
+# Methods of the classification task (WSL and Label_prop need masks); Full_sup labels the whole pool.
+CLASSIFICATION_METHODS = (FULL_SUP, RANDOM, LEAST_CONFIDENCE, MARGIN, ENTROPY, MC_DROPOUT, MC_ENTROPY, MC_BALD,
+                          ENSEMBLE, CORESET, HU, HU_KNN, LL4AL, DAL)
+# Why a classification study stopped (RoundState.stop_reason).
+STOP_PATIENCE = "patience"
+STOP_EXHAUSTED = "pool exhausted"
+STOP_ROUNDS = "max_al_its reached"

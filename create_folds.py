@@ -3,10 +3,13 @@
     python create_folds.py --dataset ph2 --data_root ../shared/data/ph2
     python create_folds.py --dataset synthetic --data_root datasets/synthetic
     python create_folds.py --dataset glas --from_original <paper repo>/folds/glas
+    python create_folds.py --dataset digits
+    python create_folds.py --dataset cifar10 --data_root ../shared/data/cifar10
 
 For `synthetic`, a missing set is first generated into --data_root with generate_synthetic's
 defaults (seed 0, 40 images per class, 80x80 pixels, 3 classes). --from_original converts the
-paper's own fold CSVs instead of drawing new folds.
+paper's own fold CSVs instead of drawing new folds. `digits` ships with scikit-learn and needs
+no --data_root (one given is ignored).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from constants import DATASETS, SYNTHETIC
+from constants import DATASETS, DIGITS, SYNTHETIC
 from data.folds import import_original_folds, load_fold, make_folds, write_folds
 from data.readers import read_listing
 from data.records import DataError
@@ -27,7 +30,8 @@ DEFAULT_FOLDS = Path(__file__).resolve().parent / "folds"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--data_root", type=Path, help="folder holding the dataset")
+    parser.add_argument("--data_root", type=Path,
+                        help=f"folder holding the dataset (not needed for {DIGITS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold draw")
     parser.add_argument("--nbr_splits", type=int, default=1)
     parser.add_argument("--nbr_folds", type=int, default=5)
@@ -44,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.from_original is None and args.data_root is None:
-        parser.error("--data_root is required (unless --from_original is given)")
+    if args.from_original is None and args.data_root is None and args.dataset != DIGITS:
+        parser.error(f"--data_root is required (unless --from_original is given or the dataset is {DIGITS})")
     try:
         if args.from_original is not None:
             written = import_original_folds(args.from_original, args.out, args.dataset, args.seed)

@@ -52,6 +52,15 @@ from al.strategies.base import LOSS_MODULE, Evidence, Selection
 from data.records import DataError
 from engine.acquire import gather_evidence, pixel_score_maps
 from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
+from engine.classification import (
+    ClassificationData,
+    evaluate,
+    load_classification_data,
+    save_weights,
+    train,
+    train_setup,
+)
+from engine.classification import gather_evidence as classification_evidence
 from engine.context import RunData, inference, load_data, train_settings
 from engine.evaluate import (
     estimate_threshold,
@@ -75,7 +84,17 @@ from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everyt
 from engine.train import BestModel, LossPredictionTraining, fit
 from losses.hybrid import HybridLoss
 from models.backbone import STAGE_CHANNELS, PretrainedWeightsError
-from parseit import Config, config_differences, exit_on_error, help_text, parse_config, save_config, summary
+from models.classifier import Classifier, ClassifierError, build_classifier
+from parseit import (
+    Config,
+    config_differences,
+    exit_on_error,
+    help_text,
+    parse_config,
+    resolve_path,
+    save_config,
+    summary,
+)
 
 # Keys that may change between calls on the same run folder without changing its results.
 RESUME_FREE_KEYS = ("al_it", "al_it_end", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
@@ -112,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             pass
         return
     with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
-                       PretrainedWeightsError, AnswerError):
+                       PretrainedWeightsError, AnswerError, ClassifierError):
         cfg = parse_config(argv)
         print(summary(cfg), flush=True)
         try:
@@ -138,7 +157,11 @@ def run_rounds(cfg: Config) -> None:
                                 f"(--al_it {pending[0] - 1})")
         if not pending or (pending[0] > 0 and run.read_state(pending[0] - 1).exhausted):
             if pending:
-                print(f"round {pending[0]}: the pool is exhausted, nothing left to annotate")
+                reason = run.read_state(pending[0] - 1).stop_reason or "the pool is exhausted"
+                print(f"round {pending[0]}: the study stopped at round {pending[0] - 1} ({reason}), nothing to do")
+            return
+        if cfg.task == C.TASK_CLASSIFICATION:
+            classification_rounds(cfg, method, strategy, run, pending, device)
             return
         data = load_data(cfg, device)
         theta0 = None if method.stage == 1 else load_theta0(theta0_path(cfg))
@@ -176,6 +199,120 @@ def run_rounds(cfg: Config) -> None:
             if state.exhausted and r < last:
                 print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
                 break
+
+
+def classification_rounds(cfg: Config, method: Method, strategy: Strategy | None, run: RunFolder, pending: list[int],
+                          device: torch.device) -> None:
+    """The rounds of a classification study (engine/classification.py), checked before anything is written."""
+    data = load_classification_data(cfg, device)
+    model = classifier(cfg, data.n_classes, strategy)  # an unknown model or missing weights stop here
+    if strategy is not None:
+        previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
+        labelled = classification_labelled(cfg, method, data, previous)
+        strategy.check(data.train.labels_np[[data.position[i] for i in labelled]], model.feature_dim)
+    save_config_once(run, cfg)
+    for r in pending:
+        clock = Clock()
+        partial = run.begin_round(r)
+        state = classification_round(cfg, method, strategy, data, run, r, partial, device, clock)
+        with clock("write"):
+            state.timings = dict(clock.seconds)
+            run.finish_round(r, partial, state)
+        print(round_line(state), flush=True)
+        if state.exhausted:
+            if r < pending[-1]:
+                print(f"round {r + 1}: the study stopped at round {r} ({state.stop_reason})")
+            break
+
+
+def classifier(cfg: Config, n_classes: int, strategy: Strategy | None) -> Classifier:
+    k = cfg.classification
+    return build_classifier(k.model, n_classes, k.pretrained,
+                            None if k.weights_dir is None else resolve_path(k.weights_dir),
+                            loss_prediction_width=cfg.ll4al_width if loss_prediction_training(cfg, strategy) else 0,
+                            dropout=k.head_dropout)
+
+
+def classification_labelled(cfg: Config, method: Method, data: ClassificationData,
+                            previous: RoundState | None) -> list[str]:
+    """L_r: n_start random images per class at round 0 (init_sampling_seed), then L_{r-1} plus U'_r."""
+    if method.single_round:
+        return sorted(data.train.ids)
+    if previous is None:
+        seed = cfg.MYSEED if cfg.classification.init_sampling_seed is None else cfg.classification.init_sampling_seed
+        return sorted(selection.initial_labelled(data.train.ids, data.train.labels_np, cfg.classification.n_start,
+                                                 seed))
+    return sorted(set(previous.labelled) | set(previous.selected))
+
+
+def classification_round(cfg: Config, method: Method, strategy: Strategy | None, data: ClassificationData,
+                         run: RunFolder, r: int, partial: Path, device: torch.device, clock: Clock) -> RoundState:
+    """Train on L_r (fresh or warm-started), evaluate, stop on patience, else pick n_new images."""
+    k = cfg.classification
+    previous = run.read_state(r - 1) if r > 0 else None
+    labelled = classification_labelled(cfg, method, data, previous)
+    position = data.position
+    rows = [position[i] for i in labelled]
+    loss_prediction = loss_prediction_training(cfg, strategy) is not None
+    setup = train_setup(cfg, data.flippable, loss_prediction)
+    members, history, accuracies = [], {}, []
+    for m in range(1 if strategy is None else strategy.n_models()):
+        extra = (m,) if m else ()
+        seed_everything(derived_seed(cfg.MYSEED, r, 0, TRAIN, *extra))
+        model = classifier(cfg, data.n_classes, strategy).to(device)
+        if k.warm_start and previous is not None:
+            model.load_state_dict(torch.load(run.round_dir(r - 1) / f"model{m}.pt", map_location=device,
+                                             weights_only=True))
+        with clock("train"):
+            losses = train(model, data.train.images[rows], data.train.labels[rows], setup,
+                           cpu_generator(derived_seed(cfg.MYSEED, r, 0, AUGMENT, *extra)),
+                           f"{cfg.al_type} round {r}" + (f" member {m}" if m else ""))
+        with clock("validate"):
+            accuracies.append(evaluate(model, data.valid, cfg.valid_batch_size)["acc"])
+        members.append(model)
+        history["cycle0" if m == 0 else f"cycle0_member{m}"] = {"loss": losses, "valid": [accuracies[-1]]}
+    best = max(range(len(members)), key=lambda m: (accuracies[m], -m))  # ties: the smaller index
+    members.insert(0, members.pop(best))
+    model = members[0]
+    with clock("validate"):
+        metrics = {"valid": evaluate(model, data.valid, cfg.valid_batch_size),
+                   "test": evaluate(model, data.test, cfg.valid_batch_size)}
+
+    # Patience (002): rounds since validation accuracy last beat its best.
+    history_acc = [run.read_state(j).metric("valid", "acc") for j in range(r)] + [metrics["valid"]["acc"]]
+    stale, top = 0, -1.0
+    for acc in history_acc:
+        stale, top = (0, acc) if acc > top else (stale + 1, top)
+    leftovers = [i for i in data.train.ids if i not in set(labelled)]
+    stop = (C.STOP_ROUNDS if r == cfg.max_al_its - 1 and not method.single_round else
+            C.STOP_PATIENCE if k.patience and stale >= k.patience else
+            C.STOP_EXHAUSTED if not leftovers else None)
+
+    picked = Selection([])
+    if strategy is not None and stop is None:
+        rng = np.random.default_rng(derived_seed(cfg.MYSEED, r, 0, SELECT))
+        candidates = strategy.candidate_subset(leftovers, rng)
+        # The oracle reveals the class, so candidates are ranked together, not class by class.
+        evidence = Evidence(candidates=candidates, candidate_labels=np.zeros(len(candidates), dtype=np.int64),
+                            labelled=labelled, labelled_labels=data.train.labels_np[rows])
+        with clock("score"):
+            classification_evidence(strategy, members, data, evidence, [position[i] for i in candidates], rows,
+                                    cfg.valid_batch_size, derived_seed(cfg.MYSEED, r, 0, MC))
+        with clock("select"):
+            picked = strategy.select(evidence, min(k.n_new, len(candidates)), rng)
+        if len(picked.selected) == len(leftovers):
+            stop = C.STOP_EXHAUSTED
+    with clock("write"):
+        if k.warm_start:
+            for m, member in enumerate(members):
+                save_weights(member, partial / f"model{m}.pt")
+    asked = sorted(set(labelled) - set(previous.labelled if previous else ()))
+    return RoundState(round=r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(data.train),
+                      labelled=labelled, selected=picked.selected, exhausted=method.single_round or stop is not None,
+                      best=BestEpoch(epoch=cfg.max_epochs - 1, cycle=0, valid_score=accuracies[best], member=best),
+                      metrics=metrics, history=history, scores=picked.scores, task=C.TASK_CLASSIFICATION,
+                      stop_reason=stop, annotations={i: {"source": C.SOURCE_SIMULATED, "reference": None,
+                                                         "lead_time": None} for i in asked})
 
 
 def save_config_once(run: RunFolder, cfg: Config) -> None:
@@ -549,8 +686,13 @@ def feature_settings(cfg: Config) -> FeatureSettings:
 
 def round_line(state: RoundState) -> str:
     parts = [(f"round {state.round} {state.method} seed {state.seed}: "
-              f"{state.n_labelled} labelled ({state.percent_labelled:.1f} %)"),
-             f"test Dice {state.metric('test', 'dice_idx'):.2f}", f"acc {state.metric('test', 'acc'):.2f}"]
+              f"{state.n_labelled} labelled ({state.percent_labelled:.1f} %)")]
+    if state.task == C.TASK_CLASSIFICATION:
+        parts += [f"test acc {state.metric('test', 'acc'):.2f}", f"valid acc {state.metric('valid', 'acc'):.2f}"]
+        if state.stop_reason:
+            parts.append(f"stopped: {state.stop_reason}")
+    else:
+        parts += [f"test Dice {state.metric('test', 'dice_idx'):.2f}", f"acc {state.metric('test', 'acc'):.2f}"]
     if state.threshold is not None:
         parts.append(f"threshold {state.threshold:.2f}")
     if state.metric("pseudo", "dice_idx") is not None:

@@ -43,7 +43,7 @@ OPTIMIZER_PREFIX = "optn0__"
 # the classifier freeze follow from al_type), by their place in a YAML file: a YAML file may still
 # hold them there, so that configuration files written before they were dropped keep loading.
 IGNORED_ORIGINAL_PATHS = frozenset({
-    "task", "clustering", "share_masks", "use_dist_global_hist", "sigma_histc", "loss", "segloss_l", "segloss_pl",
+    "clustering", "share_masks", "use_dist_global_hist", "sigma_histc", "loss", "segloss_l", "segloss_pl",
     "scale_seg_u_sch", "seg_elbon", "subtask", "freeze_classifier",
     "model.name_model", "model.backbone", "optimizer.name_optimizer",
 })
@@ -101,6 +101,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "channels_last": _k(bool, "channels_last memory format on CUDA (ignored on CPU)"),
         "progress": _k(bool, "progress bars on long work"),
         # Data
+        "task": _k(str, "joint: class labels for all, masks from the oracle; classification: class labels from "
+                    "the oracle (keys of the other task are not in the file)", choices=C.TASKS),
         "dataset": _k(str, "dataset name (reader and folds)", choices=C.DATASETS),
         "data_root": _k(str, "dataset root folder in its official layout (relative paths: from the repository)"),
         "fold_folder": _k(str, "folder holding folds/<dataset>/split_<s>/fold_<f>/ (relative: from the repository)"),
@@ -218,6 +220,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "MC_BALD)",
                                minimum=0.0, maximum=0.99),
     },
+    "classification": {
+        "model": _k(str, "torchvision classification model by name (resnet18, resnet34, squeezenet1_1, ...)"),
+        "pretrained": _k(bool, "start from torchvision's ImageNet weights (read from weights_dir, never downloaded)"),
+        "weights_dir": _k(str, "folder of torchvision's weight files (null: torch's hub cache, "
+                          "~/.cache/torch/hub/checkpoints)", nullable=True),
+        "head_dropout": _k(float, "dropout before the classification layer (MC strategies need > 0)",
+                      minimum=0.0, maximum=0.99),
+        "solver": _k(str, "sgd (the optimizer section's momentum, Nesterov, dampening) or adam (lr and weight_decay "
+                     "of the optimizer section; 002's choice)", choices=("sgd", "adam")),
+        "n_start": _k(int, "images per class labelled at random before round 0", minimum=1),
+        "n_new": _k(int, "images the oracle labels per round", minimum=1),
+        "patience": _k(int, "stop the study after this many rounds without a better validation accuracy "
+                       "(0: never)", minimum=0),
+        "data_aug": _k(bool, "random shifts (and flips for natural images) of the training images"),
+        "warm_start": _k(bool, "start each round from the previous round's weights instead of a fresh model"),
+        "init_sampling_seed": _k(int, "seed of the n_start draw (null: MYSEED)", nullable=True, minimum=0),
+    },
     "optimizer": {
         "lr": _k(float, "learning rate", minimum=0.0),
         "momentum": _k(float, "SGD momentum", minimum=0.0),
@@ -243,6 +262,30 @@ def _leaf_index() -> dict[str, list[str]]:
 
 
 LEAVES = _leaf_index()
+
+# Keys both tasks use. Every other key of the top level and of `model` belongs to the joint task, and
+# the `classification` section to the classification task: a file holds its task's keys only.
+SHARED_KEYS = frozenset({
+    "al_type", "al_it", "al_it_end", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
+    "device", "deterministic", "amp_bf16", "channels_last", "progress", "task", "dataset", "data_root",
+    "fold_folder", "split", "fold", "mcdropout_t", "mc_score", "ensemble_size", "ensemble_score", "coreset_chunk",
+    "hu_ridge", "hu_pca_dim", "hu_pca_search", "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class",
+    "ll4al_width", "ll4al_margin", "ll4al_weight", "ll4al_detach_epoch", "ll4al_subset", "dal_sub_batches",
+    "dal_stop_accuracy", "dal_max_epochs", "dal_lr", "dal_batch_size", "dal_width", "dal_pool_ratio",
+    "batch_size", "valid_batch_size", "max_epochs", "model.num_classes",
+    *(f"optimizer{SEPARATOR}{name}" for name in SCHEMA["optimizer"]),
+})
+
+
+def key_task(path: str) -> str | None:
+    """The task a dotted key belongs to; None for the keys both tasks use."""
+    if path in SHARED_KEYS:
+        return None
+    return C.TASK_CLASSIFICATION if path.startswith("classification" + SEPARATOR) else C.TASK_JOINT
+
+
+def _other_task(task: str) -> str:
+    return C.TASK_JOINT if task == C.TASK_CLASSIFICATION else C.TASK_CLASSIFICATION
 
 
 def key_spec(path: str) -> Key:
@@ -433,15 +476,31 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys; regenerate it with 'python yaml-gen.py'")
+    task = raw.get("task")
+    task = C.TASK_ALIASES.get(task, task) if isinstance(task, str) else task
+    if task is not None:
+        raw = {**raw, "task": coerce("task", task, from_text=False)}
     data: dict[str, Any] = {}
     ignored: list[str] = []
     for section, keys in SCHEMA.items():
         block = raw if not section else raw.get(section)
+        wanted = [name for name in keys if key_task(f"{section}{SEPARATOR}{name}" if section else name)
+                  in (None, task or C.TASK_JOINT)]
+        if not wanted:
+            if block is not None:
+                raise ConfigError(f"{source}: section '{section}' belongs to the {_other_task(task or C.TASK_JOINT)} "
+                                  f"task and this file's task is {task or C.TASK_JOINT}: remove it")
+            continue
         if not isinstance(block, dict):
             raise ConfigError(f"{source}: section '{section}' is missing; regenerate it with 'python yaml-gen.py'")
         out = data if not section else data.setdefault(section, {})
         for name in keys:
             path = f"{section}{SEPARATOR}{name}" if section else name
+            if name not in wanted:
+                if name in block:
+                    raise ConfigError(f"{source}: key '{path}' belongs to the {key_task(path)} task and this file's "
+                                      f"task is {task}: remove it or regenerate the file with 'python yaml-gen.py'")
+                continue
             if name not in block:
                 raise ConfigError(f"{source}: key '{path}' is missing; regenerate it with 'python yaml-gen.py'")
             out[name] = coerce(path, block[name], from_text=False)
@@ -463,9 +522,19 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(changes, dict):
             raise ConfigError(f"{source}: {OVERRIDES_SECTION}.{method} must be a mapping of key: value")
         ignored += [f"{OVERRIDES_SECTION}.{method}.{name}" for name in changes if name in IGNORED_ORIGINAL_KEYS]
+        kept = {name: v for name, v in changes.items() if name not in IGNORED_ORIGINAL_KEYS}
+        for name in kept:
+            _check_task_key(resolve_key(name), data["task"], f"{source}: {OVERRIDES_SECTION}.{method}.{name}",
+                            "remove it")
         data[OVERRIDES_SECTION][method] = {name: coerce(resolve_key(name), v, from_text=False)
-                                           for name, v in changes.items() if name not in IGNORED_ORIGINAL_KEYS}
+                                           for name, v in kept.items()}
     return data, ignored
+
+
+def _check_task_key(path: str, task: str, where: str, fix: str) -> None:
+    owner = key_task(path)
+    if owner not in (None, task):
+        raise ConfigError(f"{where} applies to the {owner} task only and the configuration's task is {task}: {fix}")
 
 
 def split_command_line(argv: Sequence[str]) -> tuple[str | None, dict[str, str]]:
@@ -504,8 +573,6 @@ def _is_number(text: str) -> bool:
 def _derive_and_check(data: dict[str, Any]) -> None:
     """Keys derived from the method, and rules that involve several keys."""
     method = data["al_type"]
-    if method == C.WSL and data["estimate_seg_thres"]:
-        raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
     if data["al_it"] >= data["max_al_its"]:
         raise ConfigError(f"al_it {data['al_it']} is past the study's last round {data['max_al_its'] - 1}: "
                           "lower --al_it or raise --max_al_its")
@@ -519,16 +586,9 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if method in C.MC_METHODS and data["mcdropout_t"] < 1:
         raise ConfigError(f"{method} needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
                           "pass --mcdropout_t 50")
-    if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
-        raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
-                          f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
     if data["hu_ridge"] <= 0:
         raise ConfigError(f"hu_ridge must be > 0 (a singular class covariance cannot be inverted), got "
                           f"{data['hu_ridge']:g}: pass --hu_ridge 1e-6")
-    if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
-            and method not in C.SINGLE_ROUND_METHODS):
-        raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
-                          f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
     if data["ll4al_margin"] <= 0:
         raise ConfigError(f"ll4al_margin must be > 0, got {data['ll4al_margin']:g}: pass --ll4al_margin 1")
     if data["dal_lr"] <= 0:
@@ -540,13 +600,40 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if data["hu_pca_search"] and data["hu_pca_dim"] < 1:
         raise ConfigError(f"hu_pca_search searches the PCA size in steps of hu_pca_dim, got hu_pca_dim "
                           f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")
+    if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
+        raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
+    if data["task"] == C.TASK_CLASSIFICATION:
+        _check_classification(data)
+    else:
+        _check_joint(data)
+
+
+def _check_classification(data: dict[str, Any]) -> None:
+    method = data["al_type"]
+    if method not in C.CLASSIFICATION_METHODS:
+        raise ConfigError(f"{method} needs masks, so it runs on the joint task only: use one of "
+                          f"{', '.join(C.CLASSIFICATION_METHODS)} with the classification task")
+    if method in C.MC_METHODS and data["classification"]["head_dropout"] <= 0:
+        raise ConfigError(f"{method} samples dropout masks but classification.head_dropout is "
+                          f"{data['classification']['head_dropout']:g}: pass --head_dropout 0.3")
+
+
+def _check_joint(data: dict[str, Any]) -> None:
+    method = data["al_type"]
+    if method == C.WSL and data["estimate_seg_thres"]:
+        raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
+    if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
+        raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
+                          f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
+    if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
+            and method not in C.SINGLE_ROUND_METHODS):
+        raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
+                          f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
     if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
         raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle: "
                           "add --oracle files, or drop --oracle_answers")
-    if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
-        raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
 
 
 def _safe_name(text: str) -> bool:
@@ -575,8 +662,16 @@ def parse_config(argv: Sequence[str] | None = None, config_dir: Path = CONFIG_DI
               file=sys.stderr)
     if "dataset" in pairs:
         pairs["dataset"] = C.DATASET_ALIASES.get(pairs["dataset"], pairs["dataset"])
+    if "task" in pairs:
+        pairs["task"] = C.TASK_ALIASES.get(pairs["task"], pairs["task"])
     cli = {resolve_key(name): coerce(resolve_key(name), value, from_text=True) for name, value in pairs.items()
            if name not in IGNORED_ORIGINAL_KEYS}
+    if cli.get("task", data["task"]) != data["task"]:
+        raise ConfigError(f"{source.name} is a {data['task']} configuration: the task comes with the file, so pass "
+                          f"--yaml with a {cli['task']} configuration instead of --task {cli['task']}")
+    for path in cli:
+        _check_task_key(path, data["task"], f"--{path}", f"drop it, or pass --yaml with a {key_task(path)} "
+                        "configuration")
     method = cli.get("al_type", data["al_type"])
     for name, value in overrides.get(method, {}).items():
         _set_path(data, resolve_key(name), value)
@@ -590,12 +685,19 @@ def parse_config(argv: Sequence[str] | None = None, config_dir: Path = CONFIG_DI
 
 def summary(cfg: Config) -> str:
     """A few lines naming what a run does, printed at start."""
-    m, o = cfg.model, cfg.optimizer
-    return (f"{cfg.al_type} on {cfg.dataset} (split {cfg.split}, fold {cfg.fold}) seed {cfg.MYSEED}, "
-            f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n"
-            f"  data {cfg.data_root} | crop {cfg.crop_size} x{cfg.ratio_scale_patch} | batch {cfg.batch_size} | "
-            f"epochs {cfg.max_epochs} | SGD lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/"
-            f"{o.gamma:g})\n"
+    o = cfg.optimizer
+    head = (f"{cfg.al_type} on {cfg.dataset} (split {cfg.split}, fold {cfg.fold}) seed {cfg.MYSEED}, "
+            f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n")
+    optimiser = f"SGD lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/{o.gamma:g})"
+    if cfg.task == C.TASK_CLASSIFICATION:
+        k = cfg.classification
+        return (head + f"  classification | {k.model}{' ImageNet' if k.pretrained else ''} "
+                f"dropout {k.head_dropout:g} | n_start {k.n_start}/class n_new {k.n_new} patience {k.patience} | batch {cfg.batch_size} | "
+                f"epochs {cfg.max_epochs} | {optimiser}\n"
+                f"  device {cfg.device} | deterministic {cfg.deterministic}")
+    m = cfg.model
+    return (head + f"  data {cfg.data_root} | crop {cfg.crop_size} x{cfg.ratio_scale_patch} | batch {cfg.batch_size} | "
+            f"epochs {cfg.max_epochs} | {optimiser}\n"
             f"  model ResNet-18 hybrid bw {m.base_width} leak {m.leak} dropout {m.backbone_dropout:g} | "
             f"lambda {cfg.scale_seg_u:g} knn {cfg.knn} | device {cfg.device} | deterministic {cfg.deterministic}")
 

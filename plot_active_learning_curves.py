@@ -3,6 +3,7 @@
     python plot_active_learning_curves.py --dataset glas
     python plot_active_learning_curves.py --dataset synthetic --exp_root /tmp/exps --out paper/
     python plot_active_learning_curves.py --dataset glas --x seconds
+    python plot_active_learning_curves.py --dataset digits
 
 Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
 or in the folders given with --runs, and grouped by method (al_type, marked "(regions)" for
@@ -11,14 +12,27 @@ region-level annotation) and seed (MYSEED). Only finished rounds count (`round_<
 finished. Writes into --out: `<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop),
 `<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
 
+Classification runs (config.yaml `task: classification`; no `task` key is the joint task) are drawn
+by test accuracy instead: `<ds>-acc-test.{png,pdf}` against the number of labelled images, the AUC
+of test accuracy in `<ds>-auc.{md,csv}` with a `stopped` column (per seed, the last round it ran,
+0-based as the round folders, and its stop_reason: patience, pool exhausted, max_al_its reached;
+"not stopped" for a run still going or interrupted), and accuracy columns in `<ds>-rounds.csv`; no
+pseudo-mask figure. Patience stops seeds at different rounds, so no round is dropped: each round is
+the mean ± std over the seeds that reached it (n_seeds in `<ds>-rounds.csv`; the curve is dotted
+where fewer than all seeds are left), and each seed's AUC is taken over its own rounds 0..stop
+before the mean ± std over seeds. A seed that stopped early is never padded with zeros. One dataset's
+runs must all be of one task.
+
 --x chooses what the curves are drawn against, the same for every method (WSL and Full_sup are flat
 lines whatever it is): `images`, the % of training images labelled; `pixels`, the % of training
-pixels annotated (regions revealed included); `seconds`, the annotators' cumulative time, which only
-rounds answered through a Label Studio export record (lead_time), so every other method's run must
-have it in every round. `auto` (the default) is `pixels` when some run annotates regions, else `images`.
-The AUC is the mean height of the test-Dice curve, in %: over rounds with unit spacing for images and
-pixels (as the paper; rounds are the budget steps), and weighted by the seconds each round took for
-seconds (trapezoid over the seconds divided by the seconds spanned, per seed).
+pixels annotated (regions revealed included; joint runs only); `seconds`, the annotators' cumulative
+time, which only rounds answered through a Label Studio export record (lead_time), so every other
+method's run must have it in every round. `auto` (the default) is, for joint runs, `pixels` when some
+run annotates regions, else `images`; for classification runs, the number of labelled images.
+The AUC is the mean height of the test-Dice (classification: test-accuracy) curve, in %: over rounds
+with unit spacing for images, pixels and labelled images (as the paper; rounds are the budget steps),
+and weighted by the seconds each round took for seconds (trapezoid over the seconds divided by the
+seconds spanned, per seed).
 """
 
 from __future__ import annotations
@@ -55,10 +69,15 @@ PROGRESS_MIN_RUNS = 20
 MAX_TICKS = 12
 X_AUTO, X_IMAGES, X_PIXELS, X_SECONDS = "auto", "images", "pixels", "seconds"
 X_AXES = (X_AUTO, X_IMAGES, X_PIXELS, X_SECONDS)
+# The number of labelled images: what auto draws classification runs against (not a --x choice).
+X_LABELLED = "labelled"
 # Per drawn axis: the x column of <ds>-rounds.csv and the figures' axis label.
-X_COLUMN = {X_IMAGES: "percent_labelled", X_PIXELS: "percent_pixels", X_SECONDS: "annotation_seconds"}
+X_COLUMN = {X_IMAGES: "percent_labelled", X_PIXELS: "percent_pixels", X_SECONDS: "annotation_seconds",
+            X_LABELLED: "n_labelled"}
 X_LABEL = {X_IMAGES: "labelled training images (%)", X_PIXELS: "annotated training pixels (%)",
-           X_SECONDS: "annotators' time (s)"}
+           X_SECONDS: "annotators' time (s)", X_LABELLED: "labelled images"}
+# The test metric drawn and integrated, per task: (metrics key, name in titles and tables).
+TASK_METRIC = {C.TASK_JOINT: ("dice_idx", "test Dice"), C.TASK_CLASSIFICATION: ("acc", "test accuracy")}
 # Runs named in full in an error line; more are counted.
 MAX_NAMED_RUNS = 5
 
@@ -102,6 +121,9 @@ class Stat(NamedTuple):
     n: int
 
 
+NO_STAT = Stat(math.nan, math.nan, 0)
+
+
 def mean_std(values: Iterable[float | None]) -> Stat:
     """Mean, population std (ddof 0, as the paper's tables) and count of the values that are not None."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
@@ -121,6 +143,16 @@ class Run:
     seed: int
     folder: Path
     states: tuple[RoundState, ...]
+    task: str = C.TASK_JOINT
+
+    @property
+    def stop(self) -> str:
+        """The last round run and why it was the last, e.g. "seed 0: r5 patience"."""
+        if not self.states:
+            return f"seed {self.seed}: no finished round"
+        last = self.states[-1]
+        why = last.stop_reason or ("finished" if last.exhausted else "not stopped")
+        return f"seed {self.seed}: r{last.round} {why}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,8 @@ class RoundRow:
     valid_dice: Stat
     test_acc: Stat
     pseudo_dice: Stat
+    valid_acc: Stat = NO_STAT
+    percent_labelled: Stat = NO_STAT
 
 
 @dataclass(frozen=True)
@@ -143,7 +177,14 @@ class MethodSummary:
     rows: tuple[RoundRow, ...]
     seed_aucs: tuple[float, ...]
     notes: tuple[str, ...]
-    x: str = X_IMAGES    # the axis drawn: X_IMAGES, X_PIXELS or X_SECONDS
+    x: str = X_IMAGES    # the axis drawn: X_IMAGES, X_PIXELS, X_SECONDS or X_LABELLED
+    task: str = C.TASK_JOINT
+    stops: tuple[str, ...] = ()       # classification: per seed, Run.stop
+    seed_rounds: tuple[int, ...] = ()  # classification: per seed, the rounds it ran
+
+    @property
+    def classification(self) -> bool:
+        return self.task == C.TASK_CLASSIFICATION
 
     @property
     def auc(self) -> Stat:
@@ -177,9 +218,22 @@ def method_order(methods: Iterable[str]) -> list[str]:
     return known + sorted(names - set(known))
 
 
+def dataset_task(runs: Sequence[Run]) -> str:
+    """The task every run shares (joint when there is none); RunStateError when both are there."""
+    tasks = {run.task for run in runs}
+    if len(tasks) > 1:
+        named = "; ".join(f"{task}: {next(str(r.folder) for r in runs if r.task == task)}" for task in sorted(tasks))
+        raise RunStateError(f"the runs mix the joint and classification tasks ({named}): "
+                            "choose one task's runs with --runs or --debug_subfolder")
+    return tasks.pop() if tasks else C.TASK_JOINT
+
+
 def x_value(state: RoundState, x: str) -> float | None:
     """The x of a round: % of images pixel-labelled, % of pixels annotated (files that predate pixel
-    counts give their % of images) or the annotators' seconds so far (None when not recorded)."""
+    counts give their % of images), the annotators' seconds so far (None when not recorded) or the
+    number of labelled images."""
+    if x == X_LABELLED:
+        return float(state.n_labelled)
     if x == X_SECONDS:
         return None if state.annotation_seconds is None else float(state.annotation_seconds)
     if x == X_PIXELS and state.percent_pixels is not None:
@@ -187,10 +241,15 @@ def x_value(state: RoundState, x: str) -> float | None:
     return state.percent_labelled
 
 
-def x_axis(runs: Sequence[Run], x: str) -> str:
-    """The axis to draw for --x: auto is pixels when some run picks regions, else images. Seconds need
-    every round of every run but WSL's and Full_sup's (flat lines) to carry the annotators' time:
-    RunStateError, naming the runs without, otherwise."""
+def x_axis(runs: Sequence[Run], x: str, task: str = C.TASK_JOINT) -> str:
+    """The axis to draw for --x: auto is pixels when some run picks regions, else images (classification:
+    the number of labelled images, and no pixels). Seconds need every round of every run but WSL's and
+    Full_sup's (flat lines) to carry the annotators' time: RunStateError, naming the runs without, otherwise."""
+    if task == C.TASK_CLASSIFICATION and x == X_AUTO:
+        return X_LABELLED
+    if task == C.TASK_CLASSIFICATION and x == X_PIXELS:
+        raise RunStateError("--x pixels: classification runs annotate whole images, not pixels; "
+                            "use --x auto (labelled images), images or seconds")
     if x == X_AUTO:
         return X_PIXELS if any(s.unit == C.UNIT_REGION for run in runs for s in run.states) else X_IMAGES
     if x == X_SECONDS:
@@ -205,29 +264,37 @@ def x_axis(runs: Sequence[Run], x: str) -> str:
     return x
 
 
-def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES) -> MethodSummary | None:
-    """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one."""
+def _row(r: int, states: Sequence[RoundState], x: str) -> RoundRow:
+    """Round r over the given seeds' states."""
+    return RoundRow(
+        round=r,
+        n_labelled=mean_std(float(s.n_labelled) for s in states),
+        x=mean_std(x_value(s, x) for s in states),
+        test_dice=mean_std(s.metric("test", "dice_idx") for s in states),
+        valid_dice=mean_std(s.metric("valid", "dice_idx") for s in states),
+        test_acc=mean_std(s.metric("test", "acc") for s in states),
+        pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states),
+        valid_acc=mean_std(s.metric("valid", "acc") for s in states),
+        percent_labelled=mean_std(s.percent_labelled for s in states))
+
+
+def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES,
+                     task: str = C.TASK_JOINT) -> MethodSummary | None:
+    """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one.
+    Classification: every round any seed ran, over the seeds that reached it (see summarise_classification)."""
     notes = [f"{method} seed {s} has no finished round: left out" for s, r in sorted(runs.items()) if not r.states]
     kept = {s: r for s, r in sorted(runs.items()) if r.states}
     if not kept:
         return None
+    if task == C.TASK_CLASSIFICATION:
+        return summarise_classification(method, kept, x, notes)
     lengths = {s: len(r.states) for s, r in kept.items()}
     n = min(lengths.values())
     if len(set(lengths.values())) > 1:
         notes.append(f"{method}: seeds finished {min(lengths.values())} to {max(lengths.values())} rounds "
                      f"({', '.join(f'seed {s}: {k}' for s, k in lengths.items())}); only the {n} rounds every "
                      "seed finished count")
-    rows = []
-    for r in range(n):
-        states = [run.states[r] for run in kept.values()]
-        rows.append(RoundRow(
-            round=r,
-            n_labelled=mean_std(float(s.n_labelled) for s in states),
-            x=mean_std(x_value(s, x) for s in states),
-            test_dice=mean_std(s.metric("test", "dice_idx") for s in states),
-            valid_dice=mean_std(s.metric("valid", "dice_idx") for s in states),
-            test_acc=mean_std(s.metric("test", "acc") for s in states),
-            pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states)))
+    rows = [_row(r, [run.states[r] for run in kept.values()], x) for r in range(n)]
     timed = x == X_SECONDS and method not in C.SINGLE_ROUND_METHODS
     seed_aucs = tuple(auc([s.metric("test", "dice_idx") for s in run.states[:n]],
                           [x_value(s, x) for s in run.states[:n]] if timed else None)
@@ -235,12 +302,31 @@ def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES) ->
     return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x)
 
 
+def summarise_classification(method: str, kept: Mapping[int, Run], x: str, notes: Sequence[str]) -> MethodSummary:
+    """Test accuracy of a classification method whose seeds may stop at different rounds (patience):
+    round r is the mean ± std over the seeds that ran it (its count in test_acc.n), and each seed's AUC
+    is over its own rounds; a seed that stopped is neither cut to the shortest seed nor counted as 0."""
+    notes = list(notes)
+    notes += [f"{method} seed {s} has not stopped (last finished round r{run.states[-1].round}): its AUC "
+              "covers the rounds it finished" for s, run in kept.items() if not run.states[-1].exhausted]
+    n = max(len(run.states) for run in kept.values())
+    rows = [_row(r, [run.states[r] for run in kept.values() if r < len(run.states)], x) for r in range(n)]
+    timed = x == X_SECONDS and method not in C.SINGLE_ROUND_METHODS
+    seed_aucs = tuple(auc([s.metric("test", "acc") for s in run.states],
+                          [x_value(s, x) for s in run.states] if timed else None)
+                      for run in kept.values())
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x, task=C.TASK_CLASSIFICATION,
+                         stops=tuple(run.stop for run in kept.values()),
+                         seed_rounds=tuple(len(run.states) for run in kept.values()))
+
+
 def summarise(runs: Iterable[Run], x: str = X_AUTO) -> list[MethodSummary]:
     """One summary per method, in the project's method order, all on the axis --x resolves to."""
     runs = list(runs)
     groups = group_runs(runs)
-    axis = x_axis(runs, x)
-    out = [summarise_method(m, groups[m], axis) for m in method_order(groups)]
+    task = dataset_task(runs)
+    axis = x_axis(runs, x, task)
+    out = [summarise_method(m, groups[m], axis, task) for m in method_order(groups)]
     return [s for s in out if s is not None]
 
 
@@ -261,13 +347,34 @@ def _seed_count(summaries: Sequence[MethodSummary]) -> str:
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
+def _classification(summaries: Sequence[MethodSummary]) -> bool:
+    """Whether the summaries are of classification runs (they share one task)."""
+    return bool(summaries) and summaries[0].classification
+
+
+def _rounds_range(summary: MethodSummary) -> str:
+    """Rounds its seeds ran: "8", or "6-8" when they stopped at different rounds."""
+    lo, hi = min(summary.seed_rounds, default=0), max(summary.seed_rounds, default=0)
+    return str(hi) if lo == hi else f"{lo}-{hi}"
+
+
 def auc_markdown(summaries: Sequence[MethodSummary], dataset: str) -> str:
     weighted = ", weighted by the annotators' time" if _axis(summaries) == X_SECONDS else ""
-    lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds", "",
-             "| method | AUC | seeds | rounds |", "|---|---|---|---|"]
-    for s in summaries:
-        a = s.auc
-        lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {len(s.rows)} |")
+    if _classification(summaries):
+        title = (f"AUC of test accuracy (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds, each seed's "
+                 "AUC over the rounds it ran; stopped: each seed's last round (0-based) and why")
+        lines = [title, "",
+                 "| method | AUC | seeds | rounds | stopped |", "|---|---|---|---|---|"]
+        for s in summaries:
+            a = s.auc
+            lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {_rounds_range(s)} | "
+                         f"{', '.join(s.stops)} |")
+    else:
+        lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds", "",
+                 "| method | AUC | seeds | rounds |", "|---|---|---|---|"]
+        for s in summaries:
+            a = s.auc
+            lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {len(s.rows)} |")
     notes = [note for s in summaries for note in s.notes]
     if notes:
         lines += ["", *(f"Note: {note}." for note in notes)]
@@ -283,12 +390,20 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def auc_csv(summaries: Sequence[MethodSummary]) -> str:
+    if _classification(summaries):
+        return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs", "seed_rounds",
+                          "stopped"],
+                         ([s.method, _fmt(s.auc.mean, 4), _fmt(s.auc.std, 4), len(s.seeds), len(s.rows),
+                           " ".join(f"{a:.4f}" for a in s.seed_aucs), " ".join(str(k) for k in s.seed_rounds),
+                           ", ".join(s.stops)] for s in summaries))
     return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs"],
                      ([s.method, _fmt(s.auc.mean, 4), _fmt(s.auc.std, 4), len(s.seeds), len(s.rows),
                        " ".join(f"{a:.4f}" for a in s.seed_aucs)] for s in summaries))
 
 
 def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
+    if _classification(summaries):
+        return _rounds_csv_classification(summaries)
     header = ["method", "round", "n_labelled", X_COLUMN[_axis(summaries)], "test_dice_mean", "test_dice_std",
               "valid_dice_mean", "valid_dice_std", "test_acc_mean", "test_acc_std", "pseudo_dice_mean",
               "pseudo_dice_std", "n_seeds"]
@@ -296,6 +411,18 @@ def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
              _fmt(row.test_dice.std, 4), _fmt(row.valid_dice.mean, 4), _fmt(row.valid_dice.std, 4),
              _fmt(row.test_acc.mean, 4), _fmt(row.test_acc.std, 4), _fmt(row.pseudo_dice.mean, 4),
              _fmt(row.pseudo_dice.std, 4), row.test_dice.n]
+            for s in summaries for row in s.rows)
+    return _csv_text(header, rows)
+
+
+def _rounds_csv_classification(summaries: Sequence[MethodSummary]) -> str:
+    """Accuracy per round; n_seeds: the seeds that ran the round (the mean and std are over them)."""
+    seconds = _axis(summaries) == X_SECONDS
+    header = ["method", "round", "n_labelled", "percent_labelled", *(["annotation_seconds"] if seconds else []),
+              "test_acc_mean", "test_acc_std", "valid_acc_mean", "valid_acc_std", "n_seeds"]
+    rows = ([s.method, row.round, _fmt(row.n_labelled.mean, 1), _fmt(row.percent_labelled.mean),
+             *([_fmt(row.x.mean)] if seconds else []), _fmt(row.test_acc.mean, 4), _fmt(row.test_acc.std, 4),
+             _fmt(row.valid_acc.mean, 4), _fmt(row.valid_acc.std, 4), row.test_acc.n]
             for s in summaries for row in s.rows)
     return _csv_text(header, rows)
 
@@ -310,7 +437,8 @@ def _x_ticks(ax: Any, summaries: Sequence[MethodSummary]) -> None:
         return
     longest = max((s for s in summaries if not s.single_round), key=lambda s: len(s.rows), default=None)
     if longest is None:
-        ax.set_xlim(0, 100)
+        if _axis(summaries) != X_LABELLED:
+            ax.set_xlim(0, 100)
         return
     xs = [row.x.mean for row in longest.rows]
     step = max(1, math.ceil(len(xs) / MAX_TICKS))
@@ -325,17 +453,26 @@ def colours(summaries: Sequence[MethodSummary]) -> dict[str, Any]:
     return {s.method: palette[i % len(palette)] for i, s in enumerate(summaries)}
 
 
-def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str) -> None:
+def _curve(ax: Any, summary: MethodSummary, stat: str, label: str, colour: str, all_seeds: bool = False) -> None:
+    """Mean line and ± std band; with all_seeds, the line turns dotted (its own unlabelled line) from the
+    last round that every seed of the summary ran, so that a mean over fewer seeds reads as such."""
     pairs = [(row.x.mean, getattr(row, stat)) for row in summary.rows if getattr(row, stat).n]
     x = np.array([p[0] for p in pairs])
     mean = np.array([p[1].mean for p in pairs])
     std = np.array([p[1].std for p in pairs])
-    ax.plot(x, mean, marker="o", markersize=3, linewidth=1.5, label=label, color=colour)
+    full = sum(1 for p in pairs if p[1].n == len(summary.seeds)) if all_seeds else len(pairs)
+    ax.plot(x[:full], mean[:full], marker="o", markersize=3, linewidth=1.5, label=label, color=colour)
+    if full < len(pairs):
+        start = max(full - 1, 0)
+        ax.plot(x[start:], mean[start:], marker="o", markersize=3, linewidth=1.5, linestyle=":", color=colour,
+                label=f"_{summary.method}: fewer seeds")
     ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
 
 
-def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
-    """Test Dice against the summaries' axis: a band per AL method, flat lines for WSL and Full_sup."""
+def _test_figure(summaries: Sequence[MethodSummary], dataset: str, stat: str, name: str,
+                 all_seeds: bool = False) -> Figure:
+    """The test metric `stat` of RoundRow (named `name`) against the summaries' axis: a band per AL
+    method, flat lines for WSL and Full_sup."""
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -344,19 +481,32 @@ def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
         a = s.auc
         label = f"{s.method} (AUC {a.mean:.2f} ± {a.std:.2f})"
         if s.single_round:
-            row = s.rows[0].test_dice
+            row = getattr(s.rows[0], stat)
             ax.axhline(row.mean, linestyle="--", linewidth=1.5, label=label, color=colour[s.method])
             ax.axhspan(row.mean - row.std, row.mean + row.std, color=colour[s.method], alpha=0.12, linewidth=0)
         else:
-            _curve(ax, s, "test_dice", label, colour[s.method])
+            _curve(ax, s, stat, label, colour[s.method], all_seeds)
     _x_ticks(ax, summaries)
     ax.set_xlabel(X_LABEL[_axis(summaries)])
-    ax.set_ylabel("test Dice (%)")
-    ax.set_title(f"{dataset}: test Dice, mean ± std over {_seed_count(summaries)} seeds")
+    ax.set_ylabel(f"{name} (%)")
+    dotted = all_seeds and any(getattr(row, stat).n < len(s.seeds) for s in summaries for row in s.rows)
+    ax.set_title(f"{dataset}: {name}, mean ± std over {_seed_count(summaries)} seeds"
+                 + ("\n(dotted: rounds that only some seeds ran)" if dotted else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
+    """Test Dice against the summaries' axis: a band per AL method, flat lines for WSL and Full_sup."""
+    return _test_figure(summaries, dataset, "test_dice", "test Dice")
+
+
+def acc_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
+    """Test accuracy of classification runs against the summaries' axis, each round over the seeds that
+    ran it (dotted where some seeds had stopped); Full_sup is a flat line."""
+    return _test_figure(summaries, dataset, "test_acc", "test accuracy", all_seeds=True)
 
 
 def pseudo_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:
@@ -411,22 +561,33 @@ def read_config(folder: Path) -> dict[str, Any]:
     missing = [k for k in ("al_type", "MYSEED", "dataset", "split", "fold") if not isinstance(cfg, dict) or k not in cfg]
     if missing:
         raise RunStateError(f"{path} lacks '{missing[0]}': it was not written by main.py; move it out of the way")
+    if run_task(cfg) not in C.TASKS:
+        raise RunStateError(f"{path} has task {cfg['task']!r}, not one of {', '.join(C.TASKS)}: "
+                            "it was not written by main.py; move it out of the way")
     return cfg
+
+
+def run_task(cfg: Mapping[str, Any]) -> str:
+    """The run's task: config.yaml's `task` (the original's SEGMENTATION is joint); joint without one."""
+    task = cfg.get("task") or C.TASK_JOINT
+    return C.TASK_ALIASES.get(task, task) if isinstance(task, str) else str(task)
 
 
 def load_run(folder: Path, cfg: Mapping[str, Any]) -> Run:
     """The run's finished rounds 0..k-1 (a gap ends the run: later rounds are not comparable)."""
     run = RunFolder(folder)
+    task = run_task(cfg)
+    key, name = TASK_METRIC[task]
     states = []
     for r in run.done_rounds():
         if r != len(states):
             break
         state = run.read_state(r)
-        if state.metric("test", "dice_idx") is None:
-            raise RunStateError(f"{run.round_dir(r)}/state.json lacks the test Dice: "
+        if state.metric("test", key) is None:
+            raise RunStateError(f"{run.round_dir(r)}/state.json lacks the {name}: "
                                 "it was not written by main.py; delete that round and run it again")
         states.append(state)
-    return Run(method=method_label(cfg), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states))
+    return Run(method=method_label(cfg), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states), task=task)
 
 
 def method_label(cfg: Mapping[str, Any]) -> str:
@@ -463,11 +624,13 @@ def load_runs(roots: Sequence[Path], dataset: str, split: int, fold: int,
 def write_outputs(summaries: Sequence[MethodSummary], dataset: str, out: Path) -> list[Path]:
     """Figures and tables of one dataset; returns the paths written."""
     written = []
-    fig = dice_figure(summaries, dataset)
+    classification = _classification(summaries)
+    fig, stem = (acc_figure(summaries, dataset), "acc-test") if classification else \
+        (dice_figure(summaries, dataset), "dice-test")
     for suffix in ("png", "pdf"):
-        save_figure(fig, out / f"{dataset}-dice-test.{suffix}")
-        written.append(out / f"{dataset}-dice-test.{suffix}")
-    if any(s.has_pseudo for s in summaries):
+        save_figure(fig, out / f"{dataset}-{stem}.{suffix}")
+        written.append(out / f"{dataset}-{stem}.{suffix}")
+    if not classification and any(s.has_pseudo for s in summaries):
         save_figure(pseudo_figure(summaries, dataset), out / f"{dataset}-pseudo-dice.png")
         written.append(out / f"{dataset}-pseudo-dice.png")
     for name, text in ((f"{dataset}-auc.md", auc_markdown(summaries, dataset)),
@@ -500,7 +663,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--x", choices=X_AXES, default=X_AUTO,
                         help="x-axis of every curve: %% of images labelled, %% of pixels annotated, or the "
                              "annotators' seconds (Label Studio lead_time); auto: pixels when some run "
-                             "annotates regions, else images (default auto)")
+                             "annotates regions, else images; classification runs: the number of labelled "
+                             "images (default auto)")
     return parser.parse_args(argv)
 
 

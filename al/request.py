@@ -6,7 +6,10 @@ A round's pick becomes files that an annotator can work from in the tool they al
                                 (the per-image score file that annotation services ingest)
     label_studio_config.xml     labelling interface: brush and polygon for the class "foreground"
     label_studio_tasks.json     one task per picked image, with the model's mask as a brush
-                                pre-annotation (brush RLE) so that the annotator corrects it
+                                pre-annotation (brush RLE) so that the annotator corrects it; the
+                                images are Label Studio local files relative to its document root
+                                (exp_root), shown once the project has a Local files storage on a
+                                folder above them (the run folder)
     images/<id>.png             the picked image
     predictions/<id>.png        the model's mask (0/255)
     heatmaps/<id>.png           the model's uncertainty: binary entropy of its foreground probability
@@ -207,6 +210,7 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{len(images)} images picked by {html.escape(strategy)}, most informative first. Save each "
             f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> (0 background, 255 {FOREGROUND}) or import "
-            "<code>label_studio_tasks.json</code> into Label Studio with "
-            "<code>label_studio_config.xml</code>. The full ranking is in <code>ranking.csv</code>.</p>"
+            "<code>label_studio_tasks.json</code> into a Label Studio project made with "
+            "<code>label_studio_config.xml</code> (its images show once the project has a Local files storage on "
+            "the run folder). The full ranking is in <code>ranking.csv</code>.</p>"
             f"{''.join(cards)}</body></html>\n")

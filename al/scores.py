@@ -107,17 +107,68 @@ class PassStats:
             raise ValueError("no pass was added; call update() at least once before reading scores")
 
 
-# The scores of several passes or members, by name (strategies.md 4): per image and per pixel.
-PASS_SCORES = {"entropy": PassStats.predictive_entropy, "bald": PassStats.bald, "variance": PassStats.variance}
+def categorical_entropy(p: Tensor) -> Tensor:
+    """-sum_c p_c ln p_c over the last dim, in nats, with 0 ln 0 = 0."""
+    return torch.special.entr(p.clamp(0.0, 1.0)).sum(dim=-1)
+
+
+class CategoricalPassStats:
+    """The statistics of PassStats for a classifier's class-probability vectors (B, C) (strategies.md 4):
+    variance is mean_c Var_t p_c, entropies are over the C classes. Same streaming updates, same names,
+    so that a strategy's pass_scores serves both tasks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._mean: Tensor | None = None
+        self._m2: Tensor | None = None
+        self._mean_h: Tensor | None = None
+
+    def update(self, p: Tensor) -> None:
+        """Add one pass: p (B, C) class probabilities."""
+        if p.ndim != 2 or p.shape[0] == 0:
+            raise ValueError(f"a pass must be a non-empty (B, C) probability tensor, got shape {tuple(p.shape)}")
+        x = p.detach().to(torch.float64)
+        if self._mean is None:
+            self._mean, self._m2 = torch.zeros_like(x), torch.zeros_like(x)
+            self._mean_h = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+        elif x.shape != self._mean.shape:
+            raise ValueError(f"pass of shape {tuple(p.shape)} does not match the earlier passes "
+                             f"{tuple(self._mean.shape)}; use one accumulator per batch")
+        self.count += 1
+        delta = x - self._mean
+        self._mean += delta / self.count
+        self._m2 += delta * (x - self._mean)
+        self._mean_h += (categorical_entropy(x) - self._mean_h) / self.count
+
+    def variance(self) -> Tensor:
+        self._require_passes()
+        return (self._m2 / self.count).mean(dim=1).clamp_min(0.0)
+
+    def predictive_entropy(self) -> Tensor:
+        self._require_passes()
+        return categorical_entropy(self._mean)
+
+    def bald(self) -> Tensor:
+        self._require_passes()
+        return (categorical_entropy(self._mean) - self._mean_h).clamp_min(0.0)
+
+    def _require_passes(self) -> None:
+        if self.count == 0:
+            raise ValueError("no pass was added; call update() at least once before reading scores")
+
+
+# The scores of several passes or members, by name (strategies.md 4): per image (either statistics
+# class) and per pixel (PassStats).
+PASS_SCORES = {"entropy": "predictive_entropy", "bald": "bald", "variance": "variance"}
 PASS_MAPS = {"entropy": PassStats.predictive_entropy_map, "bald": PassStats.bald_map,
              "variance": PassStats.variance_map}
 
 
-def pass_score(stats: PassStats, kind: str) -> Tensor:
+def pass_score(stats: PassStats | CategoricalPassStats, kind: str) -> Tensor:
     """The named score of several passes or members: "entropy" (predictive), "bald" or "variance"."""
     if kind not in PASS_SCORES:
         raise ValueError(f"unknown pass score '{kind}': use one of {', '.join(PASS_SCORES)}")
-    return PASS_SCORES[kind](stats)
+    return getattr(stats, PASS_SCORES[kind])()
 
 
 def pass_map(stats: PassStats, kind: str) -> Tensor:

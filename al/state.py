@@ -41,7 +41,8 @@ STATE_FILE = "state.json"
 MASKS_DIR = "pseudo_masks"
 ANNOTATIONS_DIR = "annotations"
 # Version 1: written before the strategy plug-ins (no "version" key, no best.member);
-# version 2: before the person oracle (no annotations, annotation_seconds).
+# version 2: before the person oracle and the classification task (no annotations, annotation_seconds,
+# task, stop_reason).
 STATE_VERSION = 3
 
 
@@ -128,6 +129,8 @@ class RoundState:
     # label_studio, "reference": PNG path or Label Studio task/annotation, "lead_time": seconds or None}.
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
     annotation_seconds: float | None = None                      # annotators' time so far, when every answer had one
+    task: str = "joint"                                          # joint or classification
+    stop_reason: str | None = None                               # classification: why the study stopped here
     version: int = STATE_VERSION
 
     @property
@@ -197,7 +200,7 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "test_dice_per_image": (dict,),
     "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
     "pixels_annotated": (int,), "n_pixels": (int,), "annotations": (dict,),
-    "annotation_seconds": (float, int, type(None)),
+    "annotation_seconds": (float, int, type(None)), "task": (str,), "stop_reason": (str, type(None)),
 }
 
 

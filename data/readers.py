@@ -3,6 +3,10 @@
 Readers only parse metadata and check that every listed file exists; decoding happens once,
 later (`data/decoded.py`). How a mask file becomes a binary mask is also dataset knowledge, so
 it lives here (`binarise_mask`).
+
+The classification-only sets (digits, cifar10, mnist, emnist) are arrays in a few official
+files: `data/arrays.py` reads them and lists their samples as references "<subset>/<index>"
+into those arrays rather than as files.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from constants import CUB, DATASETS, GENERIC, GLAS, OXFORD_FLOWERS, PH2, SYNTHETIC
+from constants import CLASSIFICATION_DATASETS, CUB, DATASETS, GENERIC, GLAS, OXFORD_FLOWERS, PH2, SYNTHETIC
+from data.arrays import array_listing
 from data.records import DataError, Listing, SampleRecord
 
 GLAS_CLASSES = ["benign", "malignant"]
@@ -61,9 +66,19 @@ def binarise_mask(dataset: str, mask: Image.Image) -> np.ndarray:
     return np.asarray(mask.convert("L")) > mask_threshold(dataset)
 
 
-def read_listing(dataset: str, root: Path) -> Listing:
-    """Parse the dataset at `root` in its official layout and check that every listed file exists."""
+def read_listing(dataset: str, root: Path | None) -> Listing:
+    """Parse the dataset at `root` in its official layout and check that every listed file exists.
+
+    For the array datasets the official files are read whole (which validates them) and `root`
+    may be None for digits, which scikit-learn ships.
+    """
     _check_dataset(dataset)
+    if dataset in CLASSIFICATION_DATASETS:
+        listing = array_listing(dataset, None if root is None else Path(root))
+        _check_listing(listing, Path(root or "."), files=False)
+        return listing
+    if root is None:
+        raise DataError(f"{dataset} needs a data root: pass the folder that holds it")
     root = Path(root)
     if not root.is_dir():
         raise DataError(
@@ -97,7 +112,7 @@ def _check_dataset(dataset: str) -> None:
         raise DataError(f"unknown dataset '{dataset}': choose one of {', '.join(DATASETS)}")
 
 
-def _check_listing(listing: Listing, root: Path) -> None:
+def _check_listing(listing: Listing, root: Path, files: bool = True) -> None:
     if len(set(listing.classes)) != len(listing.classes):
         raise DataError(f"{root}: class names repeat in {listing.classes}; make them unique")
     known = set(listing.classes)
@@ -108,6 +123,8 @@ def _check_listing(listing: Listing, root: Path) -> None:
         seen.add(record.id)
         if record.label not in known:
             raise DataError(f"{root}: sample '{record.id}' has unknown class '{record.label}'")
+        if not files:
+            continue
         for rel in (record.image, record.mask):
             if rel is not None and not (root / rel).is_file():
                 raise DataError(

@@ -110,8 +110,9 @@ def keep_answers(partial: Path, revealed: Revealed) -> None:
 def _waiting_line(run: RunFolder, r: int, asked: Sequence[str], source: Path) -> str:
     shown = ", ".join(asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
     return (f"round {r} waits for {len(asked)} masks from a person ({shown}): annotate "
-            f"{request_folder(run, r)} (index.html, or label_studio_tasks.json in Label Studio), save the masks as "
-            f"{source}/<id>.png or pass --oracle_answers <Label Studio export.json>, then run the same command again")
+            f"{request_folder(run, r)} (index.html; or label_studio_tasks.json in Label Studio, with a Local files "
+            f"storage on {run.root}), save the masks as {source}/<id>.png or pass --oracle_answers <Label Studio "
+            "export.json>, then run the same command again")
 
 
 def _stored_masks(run: RunFolder, states: Sequence[RoundState], regions: dict[str, torch.Tensor]

@@ -22,6 +22,7 @@ from parseit import (
     ConfigError,
     config_differences,
     help_text,
+    key_task,
     parse_config,
     save_config,
     summary,
@@ -177,13 +178,28 @@ def test_choice_keys(key: str, good: str, bad: str) -> None:
 
 
 def test_every_choice_of_every_choice_key_is_accepted() -> None:
+    """In a file of the key's task (the task itself comes with the file: see the next test)."""
     for section, keys in SCHEMA.items():
         for name, spec in keys.items():
-            if spec.choices is None or spec.type is not str:
+            path = f"{section + '.' if section else ''}{name}"
+            if spec.choices is None or spec.type is not str or name == "task":
                 continue
+            base = ["--yaml", "digits.yaml"] if key_task(path) == C.TASK_CLASSIFICATION else GLAS
             for choice in spec.choices:
-                cfg = _cfg(f"--{section + '.' if section else ''}{name}", choice)
+                if name == "al_type" and key_task(path) is None:
+                    base = GLAS if choice not in C.CLASSIFICATION_METHODS else base
+                cfg = parse_config([*base, f"--{path}", choice])
                 assert (cfg[section] if section else cfg)[name] == choice
+
+
+def test_the_task_comes_with_the_file_and_keys_of_the_other_task_are_refused() -> None:
+    assert _cfg().task == C.TASK_JOINT and "classification" not in _cfg()
+    digits = parse_config(["--yaml", "digits.yaml"])
+    assert digits.task == C.TASK_CLASSIFICATION and "scale_seg" not in digits and digits.classification.n_start == 2
+    assert "the task comes with the file" in _error([*GLAS, "--task", "classification"])
+    assert "applies to the classification task only" in _error([*GLAS, "--n_start", "3"])
+    assert "applies to the joint task only" in _error(["--yaml", "digits.yaml", "--knn", "3"])
+    assert "joint task only" in _error(["--yaml", "digits.yaml", "--al_type", "Label_prop"])
 
 
 @pytest.mark.parametrize(("key", "inside", "outside"), [
@@ -402,16 +418,16 @@ def test_paper_generated_keys(method: str, capsys: pytest.CaptureFixture[str]) -
     assert cfg.path_pre_trained == (None if method == C.WSL else "./pretrained/resnet18-glas.pt")
     assert cfg.model.backbone_dropout == (0.2 if method == C.MC_DROPOUT else 0.0)
     assert cfg.debug_subfolder == f"paper_label_prop/glas/{method}"
-    assert not _flat_keys(cfg.to_dict()) & {"task", "subtask", "sigma_histc", "freeze_classifier", "backbone",
+    assert not _flat_keys(cfg.to_dict()) & {"subtask", "sigma_histc", "freeze_classifier", "backbone",
                                             "name_model", "name_optimizer", "seg_elbon", "loss"}
+    assert cfg.task == C.TASK_JOINT  # the original's task SEGMENTATION is the joint task
 
 
 # ----------------------------------------------------------------------------- options of the original with no effect
 
-# The fifteen keys of the original that change nothing here: (place in a YAML file, command-line
+# The fourteen keys of the original that change nothing here: (place in a YAML file, command-line
 # spellings, a value as YAML / command-line text). The values include ones the keys once rejected.
 REMOVED = [
-    ("task", ("task",), "SEGMENTATION"),
     ("clustering", ("clustering",), "Random"),
     ("share_masks", ("share_masks",), "true"),
     ("use_dist_global_hist", ("use_dist_global_hist",), "false"),
@@ -442,13 +458,14 @@ def _leaf(path: str) -> str:
 
 
 def _old_style_glas() -> str:
-    """glas.yaml as earlier versions wrote it: the fifteen keys at their places in the file."""
+    """glas.yaml as earlier versions wrote it: the fourteen keys at their places in the file."""
     lines = _glas_text().splitlines()
     for path, _, value in reversed(REMOVED):
         section, _, name = path.rpartition(".")
         at = lines.index(f"{section}:") + 1 if section else 2
         lines.insert(at, f"{'  ' if section else ''}{name}: {value}  # an option of the original")
-    return "\n".join(lines) + "\n"
+    # The original named the joint task SEGMENTATION.
+    return "\n".join(lines).replace("\ntask: joint ", "\ntask: SEGMENTATION ") + "\n"
 
 
 def test_removed_keys_are_not_in_the_schema() -> None:
@@ -536,7 +553,7 @@ def test_removed_keys_everywhere_give_one_line(tmp_path: Path, capsys: pytest.Ca
                        _write(tmp_path, text))
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
-    assert err[0].startswith(f"{NOTE}backbone, optn0__t_max (command line); task, ")
+    assert err[0].startswith(f"{NOTE}backbone, optn0__t_max (command line); clustering, ")
     assert err[0].endswith(", optimizer.name_optimizer, method_overrides.Coreset.seg_elbon (mine.yaml)")
     assert "Margin" not in err[0]
     assert cfg.al_type == C.RANDOM
@@ -547,7 +564,7 @@ def test_help_text_ends_with_the_ignored_options() -> None:
     assert lines[-1].startswith("accepted and ignored")
     listed = lines[-1].partition(": ")[2].split(", ")
     assert sorted(listed) == sorted(f"--{name}" for name in IGNORED_ORIGINAL_KEYS)
-    assert {"--task", "--backbone", "--model.backbone", "--optn0__name_optimizer", "--optn0__t_max"} <= set(listed)
+    assert {"--backbone", "--model.backbone", "--optn0__name_optimizer", "--optn0__t_max"} <= set(listed)
     key_lines = [line.split()[0] for line in lines[:-1] if line.startswith("  --")]
     assert not set(key_lines) & set(listed)  # no ignored option is listed as a key
 
@@ -799,8 +816,8 @@ def test_replace() -> None:
         cfg.replace(lr="fast")
     with pytest.raises(ConfigError, match="al_type"):
         cfg.replace(al_type="Nope")
-    with pytest.raises(ConfigError, match="unknown key 'task'"):
-        cfg.replace(task="SEGMENTATION")  # ignored on input, but never a key of a Config
+    with pytest.raises(ConfigError, match="unknown key 'subtask'"):
+        cfg.replace(subtask="SEGMENTATION")  # ignored on input, but never a key of a Config
 
 
 def test_to_dict_is_a_copy() -> None:
@@ -854,7 +871,7 @@ def test_config_differences_skip_keys_the_saved_run_predates() -> None:
     del saved["optimizer"]
     assert config_differences(saved, _cfg("--lr", "0.5", "--knn", "3").to_dict()) == []
     # Keys of earlier versions that are not in the schema any more are not compared.
-    saved = {**parse_config(GLAS).to_dict(), "task": "SEGMENTATION", "subtask": "Classification_Segmentation"}
+    saved = {**parse_config(GLAS).to_dict(), "subtask": "Classification_Segmentation"}
     assert config_differences(saved, parse_config(GLAS).to_dict()) == []
 
 
@@ -862,7 +879,7 @@ def test_config_differences_skip_keys_the_saved_run_predates() -> None:
 
 
 def test_committed_yaml_files_are_what_yaml_gen_writes(yaml_gen: ModuleType) -> None:
-    names = sorted(yaml_gen.DATASETS)
+    names = sorted([*yaml_gen.DATASETS, *yaml_gen.CLASSIFICATION])
     assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == names
     for name in names:
         assert (CONFIG_DIR / f"{name}.yaml").read_text() == yaml_gen.render_dataset(name), name
@@ -879,7 +896,8 @@ def test_yaml_gen_check_detects_stale_files(yaml_gen: ModuleType, tmp_path: Path
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["yaml-gen.py", "--out", str(tmp_path)])
     yaml_gen.main()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.yaml" for n in yaml_gen.DATASETS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.yaml" for n in
+                                                                [*yaml_gen.DATASETS, *yaml_gen.CLASSIFICATION])
     monkeypatch.setattr(sys, "argv", ["yaml-gen.py", "--out", str(tmp_path), "--check"])
     yaml_gen.main()  # fresh files: no exit
     path = tmp_path / "cub.yaml"
@@ -898,9 +916,13 @@ def test_yaml_gen_check_detects_stale_files(yaml_gen: ModuleType, tmp_path: Path
 def test_every_key_has_its_comment(path: Path) -> None:
     lines = path.read_text().splitlines()
     assert lines[0].startswith("#")
+    task = yaml.safe_load(path.read_text())["task"]
     for section, keys in SCHEMA.items():
         indent = "  " if section else ""
         for name, spec in keys.items():
+            if key_task(f"{section}.{name}" if section else name) not in (None, task):
+                assert not [line for line in lines if line.startswith(f"{indent}{name}: ")] or section == "", name
+                continue
             hits = [line for line in lines if line.startswith(f"{indent}{name}: ")]
             assert len(hits) == 1, f"{path.name}: {name}"
             assert hits[0].endswith(f"  # {spec.doc}"), f"{path.name}: {name}"
@@ -908,10 +930,12 @@ def test_every_key_has_its_comment(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_file_parses_for_every_method(path: Path) -> None:
-    for method in C.METHODS:
+    classification = yaml.safe_load(path.read_text())["task"] == C.TASK_CLASSIFICATION
+    for method in C.CLASSIFICATION_METHODS if classification else C.METHODS:
         cfg = parse_config(["--yaml", path.name, "--al_type", method])
         assert cfg.dataset == path.stem and cfg.al_type == method
-        assert (cfg.model.backbone_dropout > 0) == (method in C.MC_METHODS), method
+        dropout = cfg.classification.head_dropout if classification else cfg.model.backbone_dropout
+        assert (dropout > 0) == (method in C.MC_METHODS), method
 
 
 def test_paper_values_glas() -> None:

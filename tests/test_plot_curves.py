@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import plot_active_learning_curves as plot
-from al.state import RoundState, RunStateError
+from al.state import BestEpoch, RoundState, RunStateError
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN = 50
@@ -288,3 +288,248 @@ def test_cli_seconds_without_times_exits_2_naming_the_runs(exp_root: Path, tmp_p
     assert "WSL-seed" not in result.stderr and "Full_sup-seed" not in result.stderr
     assert "use --x images" in result.stderr and "lead_time" in result.stderr
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Classification runs: test accuracy, seeds stopped at different rounds (patience)
+# ------------------------------------------------------------------------------------------------
+CLS_TRAIN = 100
+# method -> seed -> (per-round test accuracy (%), stop_reason of its last round; None: not stopped yet)
+TEST_ACC: dict[str, dict[int, tuple[list[float], str | None]]] = {
+    "Full_sup": {0: ([95.0], "pool exhausted"), 1: ([96.0], "pool exhausted"), 2: ([97.0], "pool exhausted")},
+    "Random": {0: ([50.0, 60.0, 70.0, 80.0], "max_al_its reached"), 1: ([52.0, 62.0], "patience"),
+               2: ([54.0, 64.0, 74.0], "patience")},
+    "Entropy": {0: ([55.0, 65.0, 75.0], None), 1: ([57.0, 67.0, 77.0], "pool exhausted")},
+}
+CLS_OUTPUTS = ("digits-acc-test.png", "digits-acc-test.pdf", "digits-auc.md", "digits-auc.csv", "digits-rounds.csv")
+
+
+def cls_state(method: str, seed: int, r: int, acc: float, stop: str | None, last: bool) -> dict:
+    """Round r of a classification study as main.py writes it (no Dice, accuracy metrics)."""
+    n_labelled = CLS_TRAIN if method == "Full_sup" else 20 + 20 * r
+
+    def evaluation(a: float, n: int) -> dict:
+        return {"acc": a, "per_class_acc": [a] * 10, "confusion": [[n // 10 if i == j else 0 for j in range(10)]
+                                                                   for i in range(10)], "n": n}
+
+    return RoundState(round=r, method=method, seed=seed, dataset="digits", n_train=CLS_TRAIN,
+                      labelled=[f"d{i:03d}" for i in range(n_labelled)],
+                      selected=[] if last else [f"d{i:03d}" for i in range(n_labelled, n_labelled + 20)],
+                      exhausted=last and (stop is not None or method == "Full_sup"),
+                      best=BestEpoch(epoch=9, cycle=0, valid_score=acc - 1),
+                      metrics={"valid": evaluation(acc - 1, 50), "test": evaluation(acc, 80)}, history={},
+                      task="classification", stop_reason=stop if last else None).to_json()
+
+
+def write_cls_run(fold_dir: Path, method: str, seed: int, accs: list[float], stop: str | None,
+                  dataset: str = "digits", task: str | None = "classification") -> Path:
+    folder = fold_dir / f"{method}-seed_{seed}"
+    folder.mkdir(parents=True)
+    cfg = {"al_type": method, "MYSEED": seed, "dataset": dataset, "split": 0, "fold": 0, "debug_subfolder": ""}
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg if task is None else {**cfg, "task": task}))
+    for r, acc in enumerate(accs):
+        (folder / f"round_{r:03d}").mkdir()
+        (folder / f"round_{r:03d}" / "state.json").write_text(
+            json.dumps(cls_state(method, seed, r, acc, stop, last=r == len(accs) - 1)))
+    return folder
+
+
+@pytest.fixture()
+def cls_root(exp_root: Path) -> Path:
+    """The joint runs of exp_root plus classification studies of digits next to them."""
+    fold_dir = exp_root / "digits" / "split_0-fold_0"
+    for method, seeds in TEST_ACC.items():
+        for seed, (accs, stop) in seeds.items():
+            write_cls_run(fold_dir, method, seed, accs, stop)
+    return exp_root
+
+
+# Random: per round over the seeds that ran it; per seed, the AUC over its own rounds.
+RANDOM_SEED_AUCS = (65.0, 57.0, 64.0)  # (55+65+75)/3, (52+62)/2, (59+69)/2
+RANDOM_AUC_MEAN = 62.0
+RANDOM_AUC_STD = (((65 - 62) ** 2 + (57 - 62) ** 2 + (64 - 62) ** 2) / 3) ** 0.5  # 3.559
+
+
+def test_classification_draws_test_accuracy_against_labelled_images(cls_root: Path) -> None:
+    summaries = plot.summarise(plot.load_runs([cls_root], "digits", 0, 0, None))
+    assert [s.method for s in summaries] == ["Random", "Entropy", "Full_sup"]
+    s = by_method(summaries)
+    assert all(x.classification and x.x == plot.X_LABELLED for x in summaries)
+    random = s["Random"]
+    assert [row.x.mean for row in random.rows] == pytest.approx([20.0, 40.0, 60.0, 80.0])
+    assert [row.test_acc.mean for row in random.rows] == pytest.approx([52.0, 62.0, 72.0, 80.0])
+    assert random.seed_aucs == pytest.approx(RANDOM_SEED_AUCS)
+    assert (s["Full_sup"].auc.mean, s["Full_sup"].auc.std) == (pytest.approx(96.0), pytest.approx((2 / 3) ** 0.5))
+    assert not any(row.test_dice.n for x in summaries for row in x.rows)  # no Dice in classification runs
+
+    ax = plot.acc_figure(summaries, "digits").axes[0]
+    assert ax.get_ylabel() == "test accuracy (%)" and ax.get_xlabel() == "labelled images"
+    assert ax.get_title().startswith("digits: test accuracy, mean ± std over 2-3 seeds")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [f"Random (AUC {RANDOM_AUC_MEAN:.2f} ± {RANDOM_AUC_STD:.2f})", "Entropy (AUC 66.00 ± 1.00)",
+                      "Full_sup (AUC 96.00 ± 0.82)"]
+    lines = {line.get_label(): line for line in ax.lines}
+    solid = lines[legend[0]]  # rounds every seed ran
+    assert list(solid.get_xdata()) == pytest.approx([20.0, 40.0])
+    assert list(solid.get_ydata()) == pytest.approx([52.0, 62.0])
+    dotted = lines["_Random: fewer seeds"]  # then over the seeds that went on, dotted
+    assert dotted.get_linestyle() == ":"
+    assert list(dotted.get_xdata()) == pytest.approx([40.0, 60.0, 80.0])
+    assert list(dotted.get_ydata()) == pytest.approx([62.0, 72.0, 80.0])
+    assert "_Entropy: fewer seeds" not in lines  # both seeds ran every round
+    assert list(lines[legend[2]].get_ydata()) == pytest.approx([96.0, 96.0])  # Full_sup: a flat line
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["20", "40", "60", "80"]
+
+
+def test_seeds_stopped_at_different_rounds_aggregate_over_the_seeds_that_ran_each_round(tmp_path: Path) -> None:
+    fold_dir = tmp_path / "exps" / "digits" / "split_0-fold_0"
+    for seed, (accs, stop) in TEST_ACC["Random"].items():
+        write_cls_run(fold_dir, "Random", seed, accs, stop)
+    random = plot.summarise(plot.load_runs([tmp_path / "exps"], "digits", 0, 0, None))[0]
+    # Every round any seed ran is kept (not cut to the shortest seed's 2 rounds).
+    assert len(random.rows) == 4 and random.seed_rounds == (4, 2, 3)
+    stats = [(row.test_acc.mean, row.test_acc.std, row.test_acc.n) for row in random.rows]
+    assert stats == [(pytest.approx(52.0), pytest.approx((8 / 3) ** 0.5), 3),
+                     (pytest.approx(62.0), pytest.approx((8 / 3) ** 0.5), 3),
+                     (pytest.approx(72.0), pytest.approx(2.0), 2),  # seed 1 stopped after round 1: not a 0
+                     (pytest.approx(80.0), pytest.approx(0.0), 1)]
+    assert [row.n_labelled.mean for row in random.rows] == pytest.approx([20.0, 40.0, 60.0, 80.0])
+    # Each seed's AUC over its own rounds; truncating to 2 rounds would give 55, 57, 59, padding with 0
+    # would give seed 1 (57 + 31) / 3.
+    assert random.seed_aucs == pytest.approx(RANDOM_SEED_AUCS)
+    assert (random.auc.mean, random.auc.std) == (pytest.approx(RANDOM_AUC_MEAN), pytest.approx(RANDOM_AUC_STD))
+    assert not random.notes  # every seed stopped: nothing to warn about
+
+
+def test_classification_tables_name_where_and_why_each_seed_stopped(cls_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    summaries = plot.summarise(plot.load_runs([cls_root], "digits", 0, 0, None))
+    written = plot.write_outputs(summaries, "digits", out)
+    assert sorted(p.name for p in written) == sorted(CLS_OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(CLS_OUTPUTS)  # no Dice or pseudo-mask figure
+    for name in CLS_OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+
+    table = (out / "digits-auc.md").read_text().splitlines()
+    assert table[0].startswith("AUC of test accuracy (%) on digits: mean ± std (ddof 0) over seeds")
+    assert table[2] == "| method | AUC | seeds | rounds | stopped |"
+    assert table[4] == (f"| Random | {RANDOM_AUC_MEAN:.2f} ± {RANDOM_AUC_STD:.2f} | 3 | 2-4 | seed 0: r3 max_al_its "
+                        "reached, seed 1: r1 patience, seed 2: r2 patience |")
+    assert table[5] == "| Entropy | 66.00 ± 1.00 | 2 | 3 | seed 0: r2 not stopped, seed 1: r2 pool exhausted |"
+    assert table[6] == ("| Full_sup | 96.00 ± 0.82 | 3 | 1 | seed 0: r0 pool exhausted, seed 1: r0 pool exhausted, "
+                        "seed 2: r0 pool exhausted |")
+    assert "Note: Entropy seed 0 has not stopped (last finished round r2)" in "\n".join(table)
+
+    auc_rows = (out / "digits-auc.csv").read_text().splitlines()
+    assert auc_rows[0] == "method,auc_mean,auc_std,n_seeds,n_rounds,seed_aucs,seed_rounds,stopped"
+    assert auc_rows[1] == (f"Random,{RANDOM_AUC_MEAN:.4f},{RANDOM_AUC_STD:.4f},3,4,65.0000 57.0000 64.0000,4 2 3,"
+                           '"seed 0: r3 max_al_its reached, seed 1: r1 patience, seed 2: r2 patience"')
+
+    rows = (out / "digits-rounds.csv").read_text().splitlines()
+    assert rows[0] == ("method,round,n_labelled,percent_labelled,test_acc_mean,test_acc_std,valid_acc_mean,"
+                       "valid_acc_std,n_seeds")
+    std = f"{(8 / 3) ** 0.5:.4f}"
+    assert [row for row in rows if row.startswith("Random,")] == [
+        f"Random,0,20.0,20.00,52.0000,{std},51.0000,{std},3", f"Random,1,40.0,40.00,62.0000,{std},61.0000,{std},3",
+        "Random,2,60.0,60.00,72.0000,2.0000,71.0000,2.0000,2", "Random,3,80.0,80.00,80.0000,0.0000,79.0000,0.0000,1"]
+    assert "Full_sup,0,100.0,100.00,96.0000,0.8165,95.0000,0.8165,3" in rows
+    assert len(rows) == 1 + 4 + 3 + 1
+
+
+def test_cli_on_classification_runs(cls_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figs"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "digits",
+                             "--exp_root", str(cls_root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(CLS_OUTPUTS)
+    assert "| Random | 62.00 ± 3.56 | 3 | 2-4 | seed 0: r3 max_al_its reached, seed 1: r1 patience" in result.stdout
+    assert "digits-acc-test.png" in result.stdout and "dice" not in result.stdout
+
+    # Whole images are annotated: no pixels axis; the share of images is still available.
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "digits",
+                             "--exp_root", str(cls_root), "--out", str(out / "pixels"), "--x", "pixels"],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "classification runs annotate whole images" in result.stderr
+    by_images = plot.summarise(plot.load_runs([cls_root], "digits", 0, 0, None), plot.X_IMAGES)
+    assert by_images[0].x == plot.X_IMAGES
+    assert plot.acc_figure(by_images, "digits").axes[0].get_xlabel() == "labelled training images (%)"
+    assert [row.x.mean for row in by_images[0].rows] == pytest.approx([20.0, 40.0, 60.0, 80.0])  # of 100 images
+
+
+# The joint tables of exp_root, as written before classification runs existed.
+JOINT_AUC_MD = """\
+AUC of test Dice (%) on synthetic: mean ± std (ddof 0) over seeds
+
+| method | AUC | seeds | rounds |
+|---|---|---|---|
+| WSL | 41.00 ± 1.00 | 2 | 1 |
+| Random | 71.25 ± 1.25 | 2 | 3 |
+| Label_prop | 76.00 ± 1.00 | 2 | 3 |
+| Full_sup | 89.00 ± 1.00 | 2 | 1 |
+
+Note: Label_prop: seeds finished 3 to 4 rounds (seed 0: 3, seed 1: 4); only the 3 rounds every seed finished count.
+"""
+JOINT_AUC_CSV = """\
+method,auc_mean,auc_std,n_seeds,n_rounds,seed_aucs
+WSL,41.0000,1.0000,2,1,40.0000 42.0000
+Random,71.2500,1.2500,2,3,70.0000 72.5000
+Label_prop,76.0000,1.0000,2,3,75.0000 77.0000
+Full_sup,89.0000,1.0000,2,1,90.0000 88.0000
+"""
+JOINT_ROUNDS_CSV = """\
+method,round,n_labelled,percent_labelled,test_dice_mean,test_dice_std,valid_dice_mean,valid_dice_std,\
+test_acc_mean,test_acc_std,pseudo_dice_mean,pseudo_dice_std,n_seeds
+WSL,0,0.0,0.00,41.0000,1.0000,40.0000,1.0000,80.5000,0.5000,,,2
+Random,0,5.0,10.00,61.0000,1.0000,60.0000,1.0000,80.5000,0.5000,,,2
+Random,1,10.0,20.00,72.0000,2.0000,71.0000,2.0000,80.5000,0.5000,,,2
+Random,2,15.0,30.00,80.0000,0.0000,79.0000,0.0000,80.5000,0.5000,,,2
+Label_prop,0,5.0,10.00,66.0000,1.0000,65.0000,1.0000,80.5000,0.5000,,,2
+Label_prop,1,10.0,20.00,76.0000,1.0000,75.0000,1.0000,80.5000,0.5000,71.0000,1.0000,2
+Label_prop,2,15.0,30.00,86.0000,1.0000,85.0000,1.0000,80.5000,0.5000,82.0000,2.0000,2
+Full_sup,0,50.0,100.00,89.0000,1.0000,88.0000,1.0000,80.5000,0.5000,,,2
+"""
+
+
+def test_joint_outputs_are_unchanged_next_to_classification_runs(cls_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(cls_root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert (out / "synthetic-auc.md").read_text() == JOINT_AUC_MD
+    assert (out / "synthetic-auc.csv").read_text() == JOINT_AUC_CSV
+    assert (out / "synthetic-rounds.csv").read_text() == JOINT_ROUNDS_CSV
+    assert result.stdout.endswith(JOINT_AUC_MD)
+
+    summaries = plot.summarise(plot.load_runs([cls_root], "synthetic", 0, 0, None))
+    assert all(s.x == plot.X_IMAGES for s in summaries)
+    ax = plot.dice_figure(summaries, "synthetic").axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
+        "synthetic: test Dice, mean ± std over 2 seeds", "labelled training images (%)", "test Dice (%)")
+    assert [line.get_label() for line in ax.lines] == [
+        "WSL (AUC 41.00 ± 1.00)", "Random (AUC 71.25 ± 1.25)", "Label_prop (AUC 76.00 ± 1.00)",
+        "Full_sup (AUC 89.00 ± 1.00)"]
+    assert list(ax.lines[2].get_ydata()) == pytest.approx([66.0, 76.0, 86.0])  # cut to the rounds all seeds ran
+
+
+def test_task_comes_from_the_config_and_one_dataset_holds_one_task(tmp_path: Path) -> None:
+    assert plot.run_task({}) == "joint" and plot.run_task({"task": "SEGMENTATION"}) == "joint"
+    assert plot.run_task({"task": "classification"}) == "classification"
+    fold_dir = tmp_path / "exps" / "digits" / "split_0-fold_0"
+    write_cls_run(fold_dir, "Random", 0, [50.0, 60.0], "patience")
+    write_run(fold_dir, "Entropy", 0, [40.0, 50.0], dataset="digits")  # a joint run: no task key
+    runs = plot.load_runs([tmp_path / "exps"], "digits", 0, 0, None)
+    assert sorted((r.method, r.task) for r in runs) == [("Entropy", "joint"), ("Random", "classification")]
+    with pytest.raises(RunStateError, match="mix the joint and classification tasks"):
+        plot.summarise(runs)
+
+
+def test_a_classification_round_without_test_accuracy_is_rejected(tmp_path: Path) -> None:
+    folder = write_cls_run(tmp_path / "exps", "Random", 0, [50.0], "patience")
+    payload = json.loads((folder / "round_000" / "state.json").read_text())
+    del payload["metrics"]["test"]
+    (folder / "round_000" / "state.json").write_text(json.dumps(payload))
+    with pytest.raises(RunStateError, match="lacks the test accuracy"):
+        plot.load_runs([tmp_path / "exps"], "digits", 0, 0, None)
