@@ -688,7 +688,8 @@ def summary(cfg: Config) -> str:
     o = cfg.optimizer
     head = (f"{cfg.al_type} on {cfg.dataset} (split {cfg.split}, fold {cfg.fold}) seed {cfg.MYSEED}, "
             f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n")
-    optimiser = f"SGD lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/{o.gamma:g})"
+    solver = cfg.classification.solver if cfg.task == C.TASK_CLASSIFICATION else "sgd"
+    optimiser = f"{solver.upper() if solver == 'sgd' else 'Adam'} lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/{o.gamma:g})"
     if cfg.task == C.TASK_CLASSIFICATION:
         k = cfg.classification
         return (head + f"  classification | {k.model}{' ImageNet' if k.pretrained else ''} "

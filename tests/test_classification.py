@@ -18,7 +18,7 @@ import constants as C
 import main
 from al.strategies import build_strategy
 from al.strategies.base import Evidence, StrategySettings
-from engine.classification import MEAN, STD, ClassificationData, ResidentSet, gather_evidence
+from engine.classification import MEAN, STD, ClassificationData, ResidentSet, augmented, gather_evidence
 from gen_configs import build_scripts
 from models.classifier import ClassifierOutput
 
@@ -123,9 +123,10 @@ def test_l0_holds_n_start_per_class_and_is_shared_by_every_method_of_a_seed(tmp_
     _run(tmp_path, "--al_type", C.RANDOM, "--al_it", "0")
     _run(tmp_path, "--al_type", C.MARGIN, "--al_it", "0")
     _run(tmp_path, "--al_type", C.MARGIN, "--al_it", "0", "--MYSEED", "1")
-    (random,), (margin,), (other,) = (_states(tmp_path, e) for e in ("Random-seed_0", "Margin-seed_0",
-                                                                      "Margin-seed_1"))
-    assert random["labelled"] == margin["labelled"] != other["labelled"]
+    _run(tmp_path, "--al_type", C.MARGIN, "--al_it", "0", "--init_sampling_seed", "1", "--exp_id", "drawn-by-1")
+    (random,), (margin,), (other,), (drawn,) = (_states(tmp_path, e) for e in (
+        "Random-seed_0", "Margin-seed_0", "Margin-seed_1", "drawn-by-1"))
+    assert random["labelled"] == margin["labelled"] != other["labelled"] == drawn["labelled"]
     assert random["metrics"] == margin["metrics"]  # same L0, same seed: the same model
     with open(Path(__file__).resolve().parents[1] / "folds" / "digits" / "split_0" / "fold_0" / "train.csv") as f:
         label = {row["id"]: row["label"] for row in csv.DictReader(f)}
@@ -185,3 +186,15 @@ def test_generated_scripts_have_no_stage_1_for_classification() -> None:
     scripts = build_scripts(["digits"], [C.ENTROPY], [0, 1], 3, [], "python", chain=True)
     text = scripts["run-digits-Entropy.sh"]
     assert C.WSL not in text and text.count("--al_it 0 --al_it_end 2") == 2
+
+
+def test_augmentation_shifts_within_the_padding_and_flips_only_when_allowed() -> None:
+    images = torch.zeros(64, 3, 16, 16, dtype=torch.uint8)
+    images[:, :, 7, 3] = 255  # one bright pixel, left of centre
+    shifted = augmented(images, torch.Generator().manual_seed(0), flip=False)
+    again = augmented(images, torch.Generator().manual_seed(0), flip=False)
+    assert torch.equal(shifted, again) and shifted.shape == images.shape
+    rows, cols = torch.nonzero(shifted[:, 0] == 255, as_tuple=True)[1:]
+    assert (rows - 7).abs().max() <= 2 and (cols - 3).abs().max() <= 2 and len(set(cols.tolist())) > 1
+    flipped = augmented(images, torch.Generator().manual_seed(0), flip=True)
+    assert (torch.nonzero(flipped[:, 0] == 255, as_tuple=True)[2] > 8).any()  # some were mirrored
