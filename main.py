@@ -18,6 +18,13 @@ With `--oracle files` a person answers: each round ends by writing the next requ
 from __future__ import annotations
 
 import sys
+
+from parseit import print_help
+
+if __name__ == "__main__" and {"--help", "-h"} & set(sys.argv[1:]):
+    print_help()  # answered before torch is imported (seconds on a cold start)
+    sys.exit(0)
+
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -51,7 +58,16 @@ from al.strategies import Strategy, StrategySettings, build_strategy
 from al.strategies.base import LOSS_MODULE, Evidence, Selection
 from data.records import DataError
 from engine.acquire import gather_evidence, pixel_score_maps
-from engine.checkpoint import CheckpointError, build_model, load_theta0, model_from_theta0, save_theta0
+from engine.checkpoint import (
+    CheckpointError,
+    build_model,
+    check_stage1_target,
+    check_theta0_origin,
+    load_theta0,
+    model_from_theta0,
+    save_theta0,
+    theta0_digest,
+)
 from engine.classification import (
     ClassificationData,
     evaluate,
@@ -81,15 +97,14 @@ from engine.oracle import (
 )
 from engine.resident import TrainPool
 from engine.runtime import DeviceError, cpu_generator, derived_seed, seed_everything, select_device, set_deterministic
-from engine.train import BestModel, LossPredictionTraining, fit
+from engine.train import BestModel, LossPredictionTraining, TrainingError, fit
 from losses.hybrid import HybridLoss
 from models.backbone import STAGE_CHANNELS, PretrainedWeightsError
-from models.classifier import Classifier, ClassifierError, build_classifier
+from models.classifier import Classifier, build_classifier
 from parseit import (
     Config,
     config_differences,
     exit_on_error,
-    help_text,
     parse_config,
     resolve_path,
     save_config,
@@ -125,13 +140,10 @@ class Clock:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
-        try:
-            print(help_text())
-        except BrokenPipeError:  # e.g. piped into head
-            pass
+        print_help()
         return
     with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
-                       PretrainedWeightsError, AnswerError, ClassifierError):
+                       PretrainedWeightsError, AnswerError, TrainingError, OSError):
         cfg = parse_config(argv)
         print(summary(cfg), flush=True)
         try:
@@ -146,11 +158,13 @@ def run_rounds(cfg: Config) -> None:
     set_deterministic(cfg.deterministic)
     method = METHODS[cfg.al_type]
     strategy = None if method.strategy is None else build_strategy(method.strategy, strategy_settings(cfg))
-    with RunFolder(run_dir(cfg)) as run:
+    # Two generated scripts may start the same seed's stage 1 together: the second waits for the first.
+    with RunFolder(run_dir(cfg), wait=method.stage == 1) as run:
         check_config(run, cfg)
         last = cfg.al_it if cfg.al_it_end is None else cfg.al_it_end
         pending = [r for r in range(cfg.al_it, last + 1) if not run.is_done(r)]
         for r in sorted(set(range(cfg.al_it, last + 1)) - set(pending)):
+            run.read_state(r)  # a damaged state.json is reported, not skipped
             print(f"round {r}: already finished in {run.root}, skipped")
         if pending and pending[0] > 0 and not run.is_done(pending[0] - 1):
             raise RunStateError(f"round {pending[0] - 1} of {run.root} has not finished: run it first "
@@ -164,9 +178,15 @@ def run_rounds(cfg: Config) -> None:
             classification_rounds(cfg, method, strategy, run, pending, device)
             return
         data = load_data(cfg, device)
-        theta0 = None if method.stage == 1 else load_theta0(theta0_path(cfg))
+        theta0, digest = None, None
+        if method.stage == 1:
+            check_stage1_target(theta0_path(cfg), run.root)
+        else:
+            theta0, digest = checked_theta0(cfg, run, pending[0])
+        previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
+        if previous is not None:
+            check_state_ids(previous, data.pool.ids, run.round_dir(pending[0] - 1))
         if strategy is not None:  # refuse before anything is written
-            previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
             check_strategy(strategy, data, labelled_set(cfg, method, data, previous))
         regions = superpixel_maps(cfg, data) if cfg.annotation_unit == C.UNIT_REGION and strategy is not None \
             else {}
@@ -185,20 +205,48 @@ def run_rounds(cfg: Config) -> None:
                     raise
             save_config_once(run, cfg)
             clock = Clock()
-            partial = run.begin_round(r)
-            if method.stage == 1:
-                state = stage1_round(cfg, data, device, clock)
-            else:
-                state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock, revealed,
-                                     regions)
-            with clock("write"):
-                keep_answers(partial, revealed)
-                state.timings = dict(clock.seconds)
-                run.finish_round(r, partial, state)
+            with run.attempt(r) as partial:
+                if method.stage == 1:
+                    state = stage1_round(cfg, data, device, clock, run.root)
+                else:
+                    state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock,
+                                         revealed, regions)
+                    state.theta0_sha256 = digest
+                with clock("write"):
+                    keep_answers(partial, revealed)
+                    state.timings = dict(clock.seconds)
+                    run.finish_round(r, partial, state)
             print(round_line(state), flush=True)
             if state.exhausted and r < last:
                 print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
                 break
+
+
+def checked_theta0(cfg: Config, run: RunFolder, first: int) -> tuple[dict[str, Any], str]:
+    """theta0 and its digest, refused when it was trained for another dataset, split, fold or seed, or
+    when it is not the one the run's earlier rounds started from."""
+    path = theta0_path(cfg)
+    theta0 = load_theta0(path)
+    expected = {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold}
+    if not cfg.path_pre_trained:  # an explicit file may serve several seeds, as in the paper's scripts
+        expected["seed"] = cfg.MYSEED
+    check_theta0_origin(theta0, path, expected)
+    digest = theta0_digest(path)
+    recorded = next((s.theta0_sha256 for s in (run.read_state(j) for j in run.done_rounds() if j < first)
+                     if s.theta0_sha256), None)
+    if recorded is not None and recorded != digest:
+        raise CheckpointError(f"{path} is not the theta0 this run started from (sha256 {recorded[:12]}... recorded, "
+                              f"{digest[:12]}... now): restore that file, or start a new run with another --exp_id")
+    return theta0, digest
+
+
+def check_state_ids(state: RoundState, ids: Sequence[str], folder: Path) -> None:
+    """A hand-edited state.json may name samples the fold does not have."""
+    unknown = sorted((set(state.labelled) | set(state.selected) | set(state.pseudo_pairs)) - set(ids))
+    if unknown:
+        raise RunStateError(f"{folder / 'state.json'} names samples that are not in the train set of the fold "
+                            f"({', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}): delete that round's "
+                            "folder and run the round again")
 
 
 def classification_rounds(cfg: Config, method: Method, strategy: Strategy | None, run: RunFolder, pending: list[int],
@@ -206,18 +254,20 @@ def classification_rounds(cfg: Config, method: Method, strategy: Strategy | None
     """The rounds of a classification study (engine/classification.py), checked before anything is written."""
     data = load_classification_data(cfg, device)
     model = classifier(cfg, data.n_classes, strategy)  # an unknown model or missing weights stop here
+    previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
+    if previous is not None:
+        check_state_ids(previous, data.train.ids, run.round_dir(pending[0] - 1))
     if strategy is not None:
-        previous = run.read_state(pending[0] - 1) if pending[0] > 0 else None
         labelled = classification_labelled(cfg, method, data, previous)
         strategy.check(data.train.labels_np[[data.position[i] for i in labelled]], model.feature_dim)
     save_config_once(run, cfg)
     for r in pending:
         clock = Clock()
-        partial = run.begin_round(r)
-        state = classification_round(cfg, method, strategy, data, run, r, partial, device, clock)
-        with clock("write"):
-            state.timings = dict(clock.seconds)
-            run.finish_round(r, partial, state)
+        with run.attempt(r) as partial:
+            state = classification_round(cfg, method, strategy, data, run, r, partial, device, clock)
+            with clock("write"):
+                state.timings = dict(clock.seconds)
+                run.finish_round(r, partial, state)
         print(round_line(state), flush=True)
         if state.exhausted:
             if r < pending[-1]:
@@ -325,7 +375,13 @@ def check_config(run: RunFolder, cfg: Config) -> None:
     """Later calls on a run folder must agree with its saved config.yaml on what shapes the results."""
     path = run.root / "config.yaml"
     if path.is_file():
-        saved = yaml.safe_load(path.read_text())
+        try:
+            saved = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError):
+            saved = None
+        if not isinstance(saved, dict):
+            raise RunStateError(f"{path} is empty or corrupt: delete it (the finished rounds stay and the next call "
+                                "writes it again) or use another --exp_id")
         changed = config_differences(saved, cfg.to_dict(), ignore=RESUME_FREE_KEYS)
         if changed:
             raise RunStateError(f"{run.root} was run with another configuration ({', '.join(changed[:3])} differ): "
@@ -344,7 +400,7 @@ def check_strategy(strategy: Strategy, data: RunData, labelled: list[str]) -> No
     strategy.check(labels, STAGE_CHANNELS[-1])
 
 
-def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock) -> RoundState:
+def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock, run_root: Path) -> RoundState:
     """WSL: backbone + WILDCAT on every training image's class label; writes theta0."""
     seed_everything(cfg.MYSEED)
     model = build_model(cfg, data.n_classes, device, imagenet=True)
@@ -367,6 +423,7 @@ def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock)
     with clock("write"):
         save_theta0(theta0_path(cfg), model, {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold,
                                               "seed": cfg.MYSEED, "num_classes": data.n_classes,
+                                              "run": str(run_root),
                                               "valid_acc": best.score, "epoch": best.epoch})
     return RoundState(round=0, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(data.pool),
                       labelled=[], selected=[], exhausted=True, theta0=str(theta0_path(cfg)),

@@ -58,6 +58,10 @@ IGNORED_ORIGINAL_KEYS = frozenset({
 })
 
 
+# Seeds feed numpy's and torch's generators, which take 32-bit seeds at most in places.
+MAX_SEED = 2**32 - 1
+
+
 class ConfigError(ValueError):
     """A configuration problem; the message is one line naming the key, the value and the fix."""
 
@@ -93,7 +97,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "exp_root": _k(str, "folder that holds every run folder and the stage-1 checkpoints"),
         "debug_subfolder": _k(str, "optional sub-folder of exp_root grouping runs (the paper's spelling)"),
         "MYSEED": _k(int, "seed of the run: initial labelled set, selections, initialisation, augmentation",
-                     minimum=0),
+                     minimum=0, maximum=MAX_SEED),
         "cudaid": _k(str, "CUDA device index used when device is cuda or auto"),
         "device": _k(str, "auto: CUDA when available, else CPU", choices=C.DEVICES),
         "deterministic": _k(bool, "deterministic algorithms: same seed and machine -> same selections and metrics"),
@@ -235,7 +239,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                        "(0: never)", minimum=0),
         "data_aug": _k(bool, "random shifts (and flips for natural images) of the training images"),
         "warm_start": _k(bool, "start each round from the previous round's weights instead of a fresh model"),
-        "init_sampling_seed": _k(int, "seed of the n_start draw (null: MYSEED)", nullable=True, minimum=0),
+        "init_sampling_seed": _k(int, "seed of the n_start draw (null: MYSEED)", nullable=True, minimum=0,
+                                 maximum=MAX_SEED),
     },
     "optimizer": {
         "lr": _k(float, "learning rate", minimum=0.0),
@@ -317,9 +322,9 @@ def _describe(spec: Key) -> str:
         allowed = {bool: "true/false (or 1/0)", int: "an integer", float: "a number", str: "a string",
                    list: "a list"}[spec.type]
     if spec.minimum is not None or spec.maximum is not None:
-        lo = "-inf" if spec.minimum is None else f"{spec.minimum:g}"
-        hi = "inf" if spec.maximum is None else f"{spec.maximum:g}"
-        allowed += f" in [{lo}, {hi}]"
+        lo = "(-inf" if spec.minimum is None else f"[{spec.minimum:g}"
+        hi = "inf)" if spec.maximum is None else f"{spec.maximum:g}]"
+        allowed += f" in {lo}, {hi}"
     if spec.nullable:
         allowed += ", or null"
     return allowed
@@ -390,7 +395,7 @@ def coerce(path: str, value: Any, from_text: bool) -> Any:
             bad()
     if spec.choices is not None and out not in spec.choices:
         bad()
-    if isinstance(out, float) and math.isnan(out):
+    if isinstance(out, float) and not math.isfinite(out):
         bad()
     if isinstance(out, (int, float)) and not isinstance(out, bool) and not _within(out, spec):
         bad()
@@ -602,6 +607,9 @@ def _derive_and_check(data: dict[str, Any]) -> None:
                           f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")
     if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
         raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
+    if data["debug_subfolder"] and not all(_safe_name(part) for part in data["debug_subfolder"].split("/")):
+        raise ConfigError(f"debug_subfolder '{data['debug_subfolder']}' must be a relative path of names made of "
+                          "letters, digits and . _ - (no '..', no leading '/'): choose another")
     if data["task"] == C.TASK_CLASSIFICATION:
         _check_classification(data)
     else:
@@ -754,6 +762,13 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+def print_help() -> None:
+    try:
+        print(help_text())
+    except BrokenPipeError:  # e.g. piped into head
+        pass
+
+
 @contextmanager
 def exit_on_error(*expected: type[BaseException]) -> Iterator[None]:
     """Turn the user-facing errors of an entry point into one line on stderr and exit code 2.
@@ -764,5 +779,14 @@ def exit_on_error(*expected: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except (ConfigError, *expected) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of a user-facing error; for a file-system error, the path and what to check."""
+    if isinstance(exc, OSError) and not isinstance(exc, ConfigError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"cannot use{where}: {exc.strerror or exc}: check that the path (exp_root, cache_dir, data_root) "
+                "is a folder this user can write in")
+    return " ".join(str(exc).split())

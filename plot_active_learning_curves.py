@@ -4,10 +4,15 @@
     python plot_active_learning_curves.py --dataset synthetic --exp_root /tmp/exps --out paper/
     python plot_active_learning_curves.py --dataset glas --x seconds
     python plot_active_learning_curves.py --dataset digits
+    python plot_active_learning_curves.py --dataset glas --group_by tag
 
 Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
 or in the folders given with --runs, and grouped by method (al_type, marked "(regions)" for
-region-level annotation) and seed (MYSEED). Only finished rounds count (`round_<rrr>/state.json`;
+region-level annotation) and seed (MYSEED); two runs of one method and seed are refused. With
+`--group_by tag` they are grouped by their exp_id less `-seed_<MYSEED>` instead, so that ablations of
+one method (`Label_prop-seed_0` and `Label_prop-seed_0-knn10`, gen_configs.py's `--exp_tag knn10`, or
+`Label_prop-knn10-seed_0`) are curves of their own, named by that tag (a run without exp_id is in its
+method's group); WSL and Full_sup stay flat lines. Only finished rounds count (`round_<rrr>/state.json`;
 `round_<rrr>.partial/` is ignored), and of a method only the rounds that every one of its seeds has
 finished. Writes into --out: `<ds>-dice-test.{png,pdf}`, `<ds>-pseudo-dice.png` (Label_prop),
 `<ds>-auc.{md,csv}`, `<ds>-rounds.csv`.
@@ -33,6 +38,14 @@ The AUC is the mean height of the test-Dice (classification: test-accuracy) curv
 with unit spacing for images, pixels and labelled images (as the paper; rounds are the budget steps),
 and weighted by the seconds each round took for seconds (trapezoid over the seconds divided by the
 seconds spanned, per seed).
+
+The AUCs compare the methods on one budget: when the methods drawn reached different rounds, every
+method's AUC (legend and table) is over rounds 0..k-1, the rounds all of them reached (WSL and
+Full_sup, single rounds, do not limit k), the legend's title and the table's heading say so ("AUC over
+rounds 0-2 (all methods)"), and the table adds each method's AUC over its own rounds in a column
+marked * (`auc_rounds`, `own_auc_*` in the csv). A method reaches the rounds it draws: for joint runs
+those every seed finished; for classification those any seed ran, a seed that stopped earlier keeping
+its own rounds as above. When all reached the same rounds, the outputs have no such column.
 """
 
 from __future__ import annotations
@@ -42,10 +55,11 @@ import csv
 import io
 import math
 import os
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
@@ -80,6 +94,9 @@ X_LABEL = {X_IMAGES: "labelled training images (%)", X_PIXELS: "annotated traini
 TASK_METRIC = {C.TASK_JOINT: ("dice_idx", "test Dice"), C.TASK_CLASSIFICATION: ("acc", "test accuracy")}
 # Runs named in full in an error line; more are counted.
 MAX_NAMED_RUNS = 5
+# --group_by: one curve per method (al_type, regions marked) or per run id less its seed (ablations).
+GROUP_METHOD, GROUP_TAG = "method", "tag"
+GROUP_BY = (GROUP_METHOD, GROUP_TAG)
 
 
 class NoRunsError(FileNotFoundError):
@@ -144,6 +161,11 @@ class Run:
     folder: Path
     states: tuple[RoundState, ...]
     task: str = C.TASK_JOINT
+    tag: str = ""      # its group under --group_by tag (run_tag); the method when empty
+
+    def group(self, by: str) -> str:
+        """The name of the curve the run belongs to under --group_by `by`."""
+        return (self.tag or self.method) if by == GROUP_TAG else self.method
 
     @property
     def stop(self) -> str:
@@ -181,6 +203,11 @@ class MethodSummary:
     task: str = C.TASK_JOINT
     stops: tuple[str, ...] = ()       # classification: per seed, Run.stop
     seed_rounds: tuple[int, ...] = ()  # classification: per seed, the rounds it ran
+    base_method: str = ""              # the method of its runs when it is named otherwise (--group_by tag)
+    # Set when the methods drawn together reached different rounds: seed_aucs are then over rounds
+    # 0..common_rounds-1, which every method reached, and own_seed_aucs over the method's own rounds.
+    common_rounds: int = 0
+    own_seed_aucs: tuple[float, ...] = ()
 
     @property
     def classification(self) -> bool:
@@ -191,23 +218,43 @@ class MethodSummary:
         return mean_std(self.seed_aucs)
 
     @property
+    def own_auc(self) -> Stat:
+        """The AUC over the method's own rounds (the same as auc when every method reached the same rounds)."""
+        return mean_std(self.own_seed_aucs or self.seed_aucs)
+
+    @property
     def single_round(self) -> bool:
-        return self.method in C.SINGLE_ROUND_METHODS
+        return (self.base_method or self.method) in C.SINGLE_ROUND_METHODS
 
     @property
     def has_pseudo(self) -> bool:
         return any(row.pseudo_dice.n for row in self.rows)
 
 
-def group_runs(runs: Iterable[Run]) -> dict[str, dict[int, Run]]:
-    """{method: {seed: run}}; two runs of one method and seed are ambiguous and rejected."""
+def run_tag(exp_id: str, seed: int) -> str:
+    """The run id less its seed: `Label_prop-seed_0` -> `Label_prop`; gen_configs' `--exp_tag knn10`
+    (`Label_prop-seed_0-knn10`) and a hand-made `Label_prop-knn10-seed_0` -> `Label_prop-knn10`. An id
+    without `-seed_<seed>` is its own tag."""
+    return re.sub(rf"-seed_{seed}(?=-|$)", "", exp_id, count=1) or exp_id
+
+
+def group_runs(runs: Iterable[Run], by: str = GROUP_METHOD) -> dict[str, dict[int, Run]]:
+    """{group: {seed: run}}, the group being the method or (--group_by tag) the run id less its seed;
+    two runs of one group and seed are ambiguous and rejected, as is a tag shared by two methods."""
     groups: dict[str, dict[int, Run]] = defaultdict(dict)
     for run in runs:
-        other = groups[run.method].get(run.seed)
+        name = run.group(by)
+        other = groups[name].get(run.seed)
         if other is not None:
-            raise RunStateError(f"two runs of {run.method} seed {run.seed}: {other.folder} and {run.folder}; "
-                                "choose one with --runs or --debug_subfolder")
-        groups[run.method][run.seed] = run
+            hint = ", or draw each as its own curve with --group_by tag" \
+                if by == GROUP_METHOD and other.group(GROUP_TAG) != run.group(GROUP_TAG) else ""
+            raise RunStateError(f"two runs of {name} seed {run.seed}: {other.folder} and {run.folder}; "
+                                f"choose one with --runs or --debug_subfolder{hint}")
+        mixed = next((r for r in groups[name].values() if r.method != run.method), None)
+        if mixed is not None:
+            raise RunStateError(f"the runs tagged {name} are of two methods, {mixed.method} ({mixed.folder}) and "
+                                f"{run.method} ({run.folder}): give them distinct --exp_id or use --group_by method")
+        groups[name][run.seed] = run
     return groups
 
 
@@ -216,6 +263,13 @@ def method_order(methods: Iterable[str]) -> list[str]:
     names = set(methods)
     known = [n for m in C.METHODS for n in (m, f"{m} (regions)") if n in names]
     return known + sorted(names - set(known))
+
+
+def group_order(groups: Mapping[str, Mapping[int, Run]]) -> list[str]:
+    """The groups in their methods' order (method_order), each method's own group before its tags."""
+    method = {name: next(iter(runs.values())).method for name, runs in groups.items() if runs}
+    rank = {m: i for i, m in enumerate(method_order(method.values()))}
+    return sorted(method, key=lambda name: (rank[method[name]], name != method[name], name))
 
 
 def dataset_task(runs: Sequence[Run]) -> str:
@@ -278,6 +332,15 @@ def _row(r: int, states: Sequence[RoundState], x: str) -> RoundRow:
         percent_labelled=mean_std(s.percent_labelled for s in states))
 
 
+def seed_auc(run: Run, n: int | None, x: str) -> float:
+    """One seed's AUC of its task's test metric over its rounds 0..n-1 (all its rounds for None),
+    weighted by time on the seconds axis except for the flat lines (WSL, Full_sup)."""
+    key = TASK_METRIC[run.task][0]
+    states = run.states[:n]
+    timed = x == X_SECONDS and run.method not in C.SINGLE_ROUND_METHODS
+    return auc([s.metric("test", key) for s in states], [x_value(s, x) for s in states] if timed else None)
+
+
 def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES,
                      task: str = C.TASK_JOINT) -> MethodSummary | None:
     """Per-round mean ± std over seeds on the rounds every seed finished; None if no seed finished one.
@@ -286,8 +349,9 @@ def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES,
     kept = {s: r for s, r in sorted(runs.items()) if r.states}
     if not kept:
         return None
+    base = next(iter(kept.values())).method
     if task == C.TASK_CLASSIFICATION:
-        return summarise_classification(method, kept, x, notes)
+        return replace(summarise_classification(method, kept, x, notes), base_method=base if base != method else "")
     lengths = {s: len(r.states) for s, r in kept.items()}
     n = min(lengths.values())
     if len(set(lengths.values())) > 1:
@@ -295,11 +359,9 @@ def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES,
                      f"({', '.join(f'seed {s}: {k}' for s, k in lengths.items())}); only the {n} rounds every "
                      "seed finished count")
     rows = [_row(r, [run.states[r] for run in kept.values()], x) for r in range(n)]
-    timed = x == X_SECONDS and method not in C.SINGLE_ROUND_METHODS
-    seed_aucs = tuple(auc([s.metric("test", "dice_idx") for s in run.states[:n]],
-                          [x_value(s, x) for s in run.states[:n]] if timed else None)
-                      for run in kept.values())
-    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x)
+    seed_aucs = tuple(seed_auc(run, n, x) for run in kept.values())
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x,
+                         base_method=base if base != method else "")
 
 
 def summarise_classification(method: str, kept: Mapping[int, Run], x: str, notes: Sequence[str]) -> MethodSummary:
@@ -311,23 +373,42 @@ def summarise_classification(method: str, kept: Mapping[int, Run], x: str, notes
               "covers the rounds it finished" for s, run in kept.items() if not run.states[-1].exhausted]
     n = max(len(run.states) for run in kept.values())
     rows = [_row(r, [run.states[r] for run in kept.values() if r < len(run.states)], x) for r in range(n)]
-    timed = x == X_SECONDS and method not in C.SINGLE_ROUND_METHODS
-    seed_aucs = tuple(auc([s.metric("test", "acc") for s in run.states],
-                          [x_value(s, x) for s in run.states] if timed else None)
-                      for run in kept.values())
+    seed_aucs = tuple(seed_auc(run, None, x) for run in kept.values())
     return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x, task=C.TASK_CLASSIFICATION,
                          stops=tuple(run.stop for run in kept.values()),
                          seed_rounds=tuple(len(run.states) for run in kept.values()))
 
 
-def summarise(runs: Iterable[Run], x: str = X_AUTO) -> list[MethodSummary]:
-    """One summary per method, in the project's method order, all on the axis --x resolves to."""
+def summarise(runs: Iterable[Run], x: str = X_AUTO, group_by: str = GROUP_METHOD) -> list[MethodSummary]:
+    """One summary per method (--group_by tag: per run id less its seed), in the project's method order,
+    all on the axis --x resolves to, their AUCs over the rounds they all reached (common_rounds)."""
     runs = list(runs)
-    groups = group_runs(runs)
+    groups = group_runs(runs, group_by)
     task = dataset_task(runs)
     axis = x_axis(runs, x, task)
-    out = [summarise_method(m, groups[m], axis, task) for m in method_order(groups)]
-    return [s for s in out if s is not None]
+    out = [summarise_method(m, groups[m], axis, task) for m in group_order(groups)]
+    return common_rounds([s for s in out if s is not None], groups)
+
+
+def common_rounds(summaries: Sequence[MethodSummary], groups: Mapping[str, Mapping[int, Run]]) -> list[MethodSummary]:
+    """The summaries with their AUCs over the rounds every method reached, so that the figure and the
+    table compare them on one budget. The flat lines (WSL, Full_sup) do not limit the rounds. Unchanged
+    when every method reached the same rounds; otherwise each keeps its own AUC in own_seed_aucs.
+
+    A method reached the rounds it draws: for the joint task those every seed finished, for
+    classification those any seed ran; a seed that stopped before the common rounds keeps its own
+    (summarise_classification)."""
+    reached = [len(s.rows) for s in summaries if not s.single_round]
+    if not reached or min(reached) == max(reached):
+        return list(summaries)
+    k = min(reached)
+    out = []
+    for s in summaries:
+        limited = s.seed_aucs
+        if len(s.rows) > k:
+            limited = tuple(seed_auc(groups[s.method][seed], k, s.x) for seed in s.seeds)
+        out.append(replace(s, seed_aucs=limited, own_seed_aucs=s.seed_aucs, common_rounds=k))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -358,23 +439,55 @@ def _rounds_range(summary: MethodSummary) -> str:
     return str(hi) if lo == hi else f"{lo}-{hi}"
 
 
+def common_rounds_of(summaries: Sequence[MethodSummary]) -> int:
+    """The rounds every method reached when the methods reached different rounds (their AUCs are over
+    rounds 0..k-1), else 0."""
+    return max((s.common_rounds for s in summaries), default=0)
+
+
+def rounds_span(k: int) -> str:
+    """Rounds 0..k-1 in words: "round 0", "rounds 0-2"."""
+    return "round 0" if k == 1 else f"rounds 0-{k - 1}"
+
+
+def auc_heading(summaries: Sequence[MethodSummary]) -> str | None:
+    """"AUC over rounds 0-2 (all methods)" when the methods reached different rounds, else None."""
+    k = common_rounds_of(summaries)
+    return f"AUC over {rounds_span(k)} (all methods)" if k else None
+
+
+def _stat(a: Stat) -> str:
+    return f"{a.mean:.2f} ± {a.std:.2f}"
+
+
 def auc_markdown(summaries: Sequence[MethodSummary], dataset: str) -> str:
+    """The AUC table. When the methods reached different rounds, the AUC column is over the rounds all
+    reached (the figure's legend too) and a column marked * gives each method's AUC over its own rounds."""
     weighted = ", weighted by the annotators' time" if _axis(summaries) == X_SECONDS else ""
+    heading = auc_heading(summaries)
+    k = common_rounds_of(summaries)
+    auc_cols = f"{heading} | AUC over own rounds*" if heading else "AUC"
+    rule = "|---" * (2 if heading else 1)
     if _classification(summaries):
+        over = (f"over the rounds it ran within {rounds_span(k)}, which every method reached" if heading
+                else "over the rounds it ran")
         title = (f"AUC of test accuracy (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds, each seed's "
-                 "AUC over the rounds it ran; stopped: each seed's last round (0-based) and why")
+                 f"AUC {over}; stopped: each seed's last round (0-based) and why")
         lines = [title, "",
-                 "| method | AUC | seeds | rounds | stopped |", "|---|---|---|---|---|"]
+                 f"| method | {auc_cols} | seeds | rounds | stopped |", f"|---{rule}|---|---|---|"]
         for s in summaries:
-            a = s.auc
-            lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {_rounds_range(s)} | "
-                         f"{', '.join(s.stops)} |")
+            aucs = f"{_stat(s.auc)} | {_stat(s.own_auc)}" if heading else _stat(s.auc)
+            lines.append(f"| {s.method} | {aucs} | {len(s.seeds)} | {_rounds_range(s)} | {', '.join(s.stops)} |")
     else:
-        lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds", "",
-                 "| method | AUC | seeds | rounds |", "|---|---|---|---|"]
+        over = f", over {rounds_span(k)}, which every method reached" if heading else ""
+        lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds{over}", "",
+                 f"| method | {auc_cols} | seeds | rounds |", f"|---{rule}|---|---|"]
         for s in summaries:
-            a = s.auc
-            lines.append(f"| {s.method} | {a.mean:.2f} ± {a.std:.2f} | {len(s.seeds)} | {len(s.rows)} |")
+            aucs = f"{_stat(s.auc)} | {_stat(s.own_auc)}" if heading else _stat(s.auc)
+            lines.append(f"| {s.method} | {aucs} | {len(s.seeds)} | {len(s.rows)} |")
+    if heading:
+        lines += ["", ("*: over every round the method reached (rounds): not comparable between methods that "
+                       "reached different rounds.")]
     notes = [note for s in summaries for note in s.notes]
     if notes:
         lines += ["", *(f"Note: {note}." for note in notes)]
@@ -390,15 +503,25 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def auc_csv(summaries: Sequence[MethodSummary]) -> str:
+    """auc_*: the AUC of the legend. When the methods reached different rounds, auc_rounds names the rounds
+    it is over (those every method reached) and own_auc_* give each method's AUC over its own rounds."""
+    k = common_rounds_of(summaries)
+    own_header = ["auc_rounds", "own_auc_mean", "own_auc_std", "own_seed_aucs"] if k else []
+
+    def own(s: MethodSummary) -> list[Any]:
+        a = s.own_auc
+        return [f"0-{k - 1}", _fmt(a.mean, 4), _fmt(a.std, 4),
+                " ".join(f"{x:.4f}" for x in s.own_seed_aucs or s.seed_aucs)] if k else []
+
     if _classification(summaries):
         return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs", "seed_rounds",
-                          "stopped"],
+                          "stopped", *own_header],
                          ([s.method, _fmt(s.auc.mean, 4), _fmt(s.auc.std, 4), len(s.seeds), len(s.rows),
-                           " ".join(f"{a:.4f}" for a in s.seed_aucs), " ".join(str(k) for k in s.seed_rounds),
-                           ", ".join(s.stops)] for s in summaries))
-    return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs"],
+                           " ".join(f"{a:.4f}" for a in s.seed_aucs), " ".join(str(n) for n in s.seed_rounds),
+                           ", ".join(s.stops), *own(s)] for s in summaries))
+    return _csv_text(["method", "auc_mean", "auc_std", "n_seeds", "n_rounds", "seed_aucs", *own_header],
                      ([s.method, _fmt(s.auc.mean, 4), _fmt(s.auc.std, 4), len(s.seeds), len(s.rows),
-                       " ".join(f"{a:.4f}" for a in s.seed_aucs)] for s in summaries))
+                       " ".join(f"{a:.4f}" for a in s.seed_aucs), *own(s)] for s in summaries))
 
 
 def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
@@ -493,7 +616,9 @@ def _test_figure(summaries: Sequence[MethodSummary], dataset: str, stat: str, na
     ax.set_title(f"{dataset}: {name}, mean ± std over {_seed_count(summaries)} seeds"
                  + ("\n(dotted: rounds that only some seeds ran)" if dotted else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # Methods that reached different rounds: every AUC is over the rounds all reached, and the legend says so.
+    heading = auc_heading(summaries)
+    ax.legend(fontsize=8, loc="best", **({"title": heading, "title_fontsize": 8} if heading else {}))
     fig.tight_layout()
     return fig
 
@@ -587,13 +712,21 @@ def load_run(folder: Path, cfg: Mapping[str, Any]) -> Run:
             raise RunStateError(f"{run.round_dir(r)}/state.json lacks the {name}: "
                                 "it was not written by main.py; delete that round and run it again")
         states.append(state)
-    return Run(method=method_label(cfg), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states), task=task)
+    return Run(method=method_label(cfg), seed=int(cfg["MYSEED"]), folder=folder, states=tuple(states), task=task,
+               tag=config_tag(cfg))
 
 
 def method_label(cfg: Mapping[str, Any]) -> str:
     """The name a run is grouped and drawn under: its al_type, marked when its oracle annotates regions."""
     region = cfg.get("annotation_unit") == C.UNIT_REGION
     return f"{cfg['al_type']} (regions)" if region else str(cfg["al_type"])
+
+
+def config_tag(cfg: Mapping[str, Any]) -> str:
+    """The group of a run under --group_by tag: its exp_id less `-seed_<MYSEED>` (run_tag); a run with the
+    default exp_id (<al_type>-seed_<MYSEED>) is in its method's group, region-level runs marked as there."""
+    exp_id = cfg.get("exp_id")
+    return run_tag(str(exp_id), int(cfg["MYSEED"])) if exp_id else method_label(cfg)
 
 
 def matches(cfg: Mapping[str, Any], dataset: str, split: int, fold: int, debug_subfolder: str | None) -> bool:
@@ -609,7 +742,7 @@ def load_runs(roots: Sequence[Path], dataset: str, split: int, fold: int,
         raise NoRunsError(f"{missing[0]} is not a folder: pass an existing --exp_root or --runs folder")
     folders = run_folders(roots)
     runs = []
-    for folder in tqdm(folders, desc="reading runs", disable=len(folders) < PROGRESS_MIN_RUNS):
+    for folder in tqdm(folders, desc="reading runs", disable=True if len(folders) < PROGRESS_MIN_RUNS else None):
         cfg = read_config(folder)
         if matches(cfg, dataset, split, fold, debug_subfolder):
             runs.append(load_run(folder, cfg))
@@ -665,6 +798,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                              "annotators' seconds (Label Studio lead_time); auto: pixels when some run "
                              "annotates regions, else images; classification runs: the number of labelled "
                              "images (default auto)")
+    parser.add_argument("--group_by", choices=GROUP_BY, default=GROUP_METHOD,
+                        help="one curve per method (al_type), or per run id less its -seed_<s> (exp_id, e.g. "
+                             "gen_configs.py --exp_tag), so that ablations of one method are drawn side by side "
+                             "(default method)")
     return parser.parse_args(argv)
 
 
@@ -672,7 +809,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with exit_on_error(NoRunsError, RunStateError, OSError):
         roots = [resolve(p) for p in args.runs] if args.runs else [resolve(args.exp_root)]
-        summaries = summarise(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder), args.x)
+        summaries = summarise(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder), args.x,
+                              args.group_by)
         out = resolve(args.out)
         written = write_outputs(summaries, args.dataset, out)
     print(f"figures and tables of {args.dataset} written to {out}:")

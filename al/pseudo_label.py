@@ -3,6 +3,8 @@
 The histograms and the per-class normalisers depend only on the images of the fold's train set
 and on the feature settings, so they are cached in one file per (dataset, split, fold, settings)
 and shared by every seed and round. Each round only runs the block-wise kNN (al.knn.knn_pairs).
+A cache file that cannot be read or does not hold what it should (truncated, overwritten) is
+rebuilt, with one line on stderr naming it; one made for other ids is rebuilt silently.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
+import sys
+import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,17 +57,15 @@ def load_or_build(folder: Path, ids: Sequence[str], labels: Sequence[int], image
                   progress: bool = True) -> HistogramCache:
     """The fold's histograms and normalisers, from the cache when it matches these ids and settings."""
     path = folder / f"histograms-{settings.key()}.pt"
-    if path.is_file():
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload["ids"] == list(ids):
-            return HistogramCache(ids=payload["ids"], labels=payload["labels"], hists=payload["hists"],
-                                  normalisers={int(k): v for k, v in payload["normalisers"].items()})
+    cached = _read_cache(path, list(ids), settings)
+    if cached is not None:
+        return cached
     hists = torch.stack([
         colour_histograms(colour_features(image.to(device), settings.resize_h, settings.enhance_color,
                                           settings.enhance_factor, settings.smooth, settings.smooth_ksize,
                                           settings.smooth_sigma),
                           settings.bins, settings.lo, settings.hi).cpu()
-        for image in tqdm(images, desc="colour histograms", disable=not progress, leave=False)])
+        for image in tqdm(images, desc="colour histograms", disable=None if progress else True, leave=False)])
     label_tensor = torch.as_tensor(list(labels), dtype=torch.int64)
     normalisers = class_normalisers(hists, label_tensor, block_size=block_size, device=device)
     buffer = io.BytesIO()
@@ -69,6 +73,47 @@ def load_or_build(folder: Path, ids: Sequence[str], labels: Sequence[int], image
                 "normalisers": {str(k): v for k, v in normalisers.items()}, "settings": asdict(settings)}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     return HistogramCache(ids=list(ids), labels=label_tensor, hists=hists, normalisers=normalisers)
+
+
+def _read_cache(path: Path, ids: list[str], settings: FeatureSettings) -> HistogramCache | None:
+    """The cached histograms when the file holds a well-formed cache for these ids, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with warnings.catch_warnings():  # a damaged file can make the unpickler warn as well
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        print(f"warning: kNN cache {path} cannot be read ({type(error).__name__}): rebuilding it",
+              file=sys.stderr, flush=True)
+        return None
+    if isinstance(payload, dict) and isinstance(payload.get("ids"), list) and payload["ids"] != ids:
+        return None  # made for another train set
+    cache = _cache_from_payload(payload, len(ids), settings.bins)
+    if cache is None:
+        print(f"warning: kNN cache {path} does not hold valid histograms: rebuilding it",
+              file=sys.stderr, flush=True)
+    return cache
+
+
+def _cache_from_payload(payload: object, n: int, bins: int) -> HistogramCache | None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("ids"), list):
+        return None
+    labels, hists, normalisers = payload.get("labels"), payload.get("hists"), payload.get("normalisers")
+    if not (isinstance(labels, Tensor) and labels.dtype == torch.int64 and tuple(labels.shape) == (n,)
+            and isinstance(hists, Tensor) and hists.dtype == torch.float32
+            and tuple(hists.shape) == (n, 3, bins) and bool(torch.isfinite(hists).all())
+            and isinstance(normalisers, dict)):
+        return None
+    try:
+        by_class = {int(k): v for k, v in normalisers.items()}
+    except (TypeError, ValueError):
+        return None
+    if set(by_class) != set(labels.tolist()) or not all(
+            isinstance(z, Tensor) and z.dtype == torch.float64 and tuple(z.shape) == (3,)
+            for z in by_class.values()):
+        return None
+    return HistogramCache(ids=list(payload["ids"]), labels=labels, hists=hists, normalisers=by_class)
 
 
 def pair_unlabelled(cache: HistogramCache, labelled: set[str], k: int, block_size: int,

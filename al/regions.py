@@ -93,7 +93,7 @@ def load_or_build(folder: Path, ids: Sequence[str], images: Sequence[Tensor], n_
     if cached is not None:
         return cached
     maps = [torch.from_numpy(superpixels(image.permute(1, 2, 0).cpu().numpy(), n_regions, method))
-            for image in tqdm(images, desc="superpixels", disable=not progress, leave=False)]
+            for image in tqdm(images, desc="superpixels", disable=None if progress else True, leave=False)]
     buffer = io.BytesIO()
     torch.save({"ids": list(ids), "labels": maps, "method": method, "n_regions": n_regions}, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -27,6 +27,8 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,7 @@ class RoundState:
     threshold: float | None = None
     pseudo_threshold: float | None = None
     theta0: str | None = None
+    theta0_sha256: str | None = None                             # stage 2: digest of the theta0 the run started from
     test_dice_per_image: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)       # strategy score of every scored candidate
     timings: dict[str, float] = field(default_factory=dict)      # seconds per phase
@@ -197,7 +200,7 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "round": (int,), "method": (str,), "seed": (int,), "dataset": (str,), "n_train": (int,),
     "labelled": (list,), "selected": (list,), "exhausted": (bool,), "metrics": (dict,), "history": (dict,),
     "pseudo_pairs": (dict,), "n_pseudo_trained": (int,), "threshold": (float, int, type(None)),
-    "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "test_dice_per_image": (dict,),
+    "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "theta0_sha256": (str, type(None)), "test_dice_per_image": (dict,),
     "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
     "pixels_annotated": (int,), "n_pixels": (int,), "annotations": (dict,),
     "annotation_seconds": (float, int, type(None)), "task": (str,), "stop_reason": (str, type(None)),
@@ -207,8 +210,9 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
 class RunFolder:
     """One run's folder, locked for the lifetime of the object (released on close or process exit)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, wait: bool = False):
         self.root = root
+        self.wait = wait            # block until another process releases the run (instead of refusing)
         self._lock_handle: Any = None
         self._created = False
 
@@ -221,9 +225,13 @@ class RunFolder:
         except BlockingIOError:
             handle.seek(0)
             pid = handle.read().strip() or "unknown"
-            handle.close()
-            raise RunLockedError(f"run folder {self.root} is in use by another process (pid {pid}): "
-                                 "wait for it to finish or use another --exp_id") from None
+            if self.wait:
+                print(f"run folder {self.root} is in use by another process (pid {pid}): waiting for it", flush=True)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            else:
+                handle.close()
+                raise RunLockedError(f"run folder {self.root} is in use by another process (pid {pid}): "
+                                     "wait for it to finish or use another --exp_id") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -273,6 +281,17 @@ class RunFolder:
         partial.mkdir(parents=True)
         return partial
 
+    @contextmanager
+    def attempt(self, r: int) -> Iterator[Path]:
+        """begin_round, and the scratch folder removed again when the round fails with an error (a killed
+        process leaves it, and the next attempt starts clean)."""
+        partial = self.begin_round(r)
+        try:
+            yield partial
+        except Exception:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
     def finish_round(self, r: int, partial: Path, state: RoundState) -> None:
         """Write the state last, then publish the folder with one rename."""
         atomic_write_json(partial / STATE_FILE, state.to_json())
@@ -290,6 +309,9 @@ class RunFolder:
 
     def read_mask(self, r: int, sample_id: str, kind: str = MASKS_DIR) -> np.ndarray:
         path = self.round_dir(r) / kind / f"{sample_id}.png"
-        if not path.is_file():
-            raise RunStateError(f"mask {path} is missing: delete {self.round_dir(r)} and run round {r} again")
-        return (np.asarray(Image.open(path)) > 127).astype(np.uint8)
+        try:
+            with Image.open(path) as image:
+                return (np.asarray(image) > 127).astype(np.uint8)
+        except (OSError, SyntaxError, ValueError):
+            raise RunStateError(f"mask {path} is missing or unreadable: delete {self.round_dir(r)} and run round {r} "
+                                "again") from None

@@ -3,6 +3,9 @@
 Decoding runs in a thread pool (Pillow releases the GIL while decoding). An optional on-disk
 cache keeps the decoded arrays across runs; its key covers the dataset, the relative paths and
 each file's size and modification time, so an edited file is decoded again.
+
+Every problem with a file (missing, empty, not an image, truncated, too large for Pillow, a
+path leaving the data root) is a one-line DataError naming the file and the sample.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from atomic_io import atomic_write
-from data.readers import binarise_mask
+from data.readers import binarise_mask, check_inside_root
 from data.records import DataError, SampleRecord
 
 # Below this many images a progress bar is noise.
 PROGRESS_MIN_IMAGES = 200
 MAX_DECODE_THREADS = 8
-# Bump when decoding changes, so cached arrays are not reused.
-CACHE_VERSION = 1
+# Bump when decoding changes, so cached arrays are not reused (2: masks stored as 0/1).
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -71,7 +74,7 @@ def decode_records(
             total=len(records),
             desc=f"decoding {dataset}",
             unit="img",
-            disable=not progress or len(records) < PROGRESS_MIN_IMAGES,
+            disable=True if not progress or len(records) < PROGRESS_MIN_IMAGES else None,  # None: off unless a TTY
         ))
     finally:
         pool.shutdown(cancel_futures=True)
@@ -80,6 +83,9 @@ def decode_records(
 def _decode(
     record: SampleRecord, root: Path, dataset: str, encoding: dict[str, int], cache: Path | None
 ) -> DecodedSample:
+    for rel in (record.image, record.mask):
+        if rel is not None:
+            check_inside_root(rel, record.id, f"data root {root}")
     image_path = root / record.image
     mask_path = root / record.mask if record.mask is not None else None
     cache_file = cache / f"{_cache_key(record, image_path, mask_path, dataset)}.npz" if cache else None
@@ -99,7 +105,7 @@ def _decode_files(
     arrays = {"image": _read(image_path, sample_id, lambda image: np.asarray(image.convert("RGB")))}
     if mask_path is not None:
         arrays["mask"] = _read(
-            mask_path, sample_id, lambda mask: binarise_mask(dataset, mask).astype(np.uint8)
+            mask_path, sample_id, lambda mask: binarise_mask(dataset, mask, mask_path).astype(np.uint8)
         )
         height, width = arrays["image"].shape[:2]
         if arrays["mask"].shape != (height, width):
@@ -114,11 +120,22 @@ def _decode_files(
 def _read(path: Path, sample_id: str, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
     """`convert` applied to the opened file, or a DataError naming the file."""
     try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataError(f"{path} is empty, 0 bytes (sample '{sample_id}'): restore or re-download it")
         with Image.open(path) as image:
             return convert(image)
     except FileNotFoundError as error:
         raise DataError(f"{path} is missing (sample '{sample_id}'): restore the file") from error
-    except OSError as error:
+    except PermissionError as error:
+        raise DataError(
+            f"{path} cannot be opened, permission denied (sample '{sample_id}'): make it readable"
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise DataError(
+            f"{path} declares more pixels than Pillow decodes safely (sample '{sample_id}'): "
+            "re-download it if it is damaged, or shrink it"
+        ) from error
+    except (OSError, SyntaxError, EOFError) as error:
         raise DataError(
             f"{path} cannot be read as an image (sample '{sample_id}'): re-download it"
         ) from error

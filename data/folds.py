@@ -19,7 +19,7 @@ import yaml
 
 from atomic_io import atomic_write_text
 from constants import SUBSETS
-from data.readers import read_original_fold_csv
+from data.readers import check_inside_root, read_original_fold_csv
 from data.records import DataError, Fold, Listing, SampleRecord
 
 FOLD_COLUMNS = ["id", "image", "mask", "label"]
@@ -86,7 +86,8 @@ def write_folds(
 
 
 def load_fold(folds_root: Path, dataset: str, split: int, fold: int) -> Fold:
-    """Read back one fold written by `write_folds`, checking labels against its encoding."""
+    """Read back one fold written by `write_folds`, checking labels against its encoding and that
+    every path stays inside the data root (`data.readers.check_inside_root`)."""
     folder = fold_dir(folds_root, dataset, split, fold)
     if not folder.is_dir():
         raise DataError(
@@ -213,6 +214,9 @@ def _read_records_csv(path: Path, dataset: str) -> list[SampleRecord]:
     for line_no, row in enumerate(rows[1:], start=2):
         if len(row) != len(FOLD_COLUMNS):
             raise DataError(f"{path} line {line_no}: expected 4 columns; regenerate the folds")
+        for rel in (row[1], row[2]):
+            if rel:
+                check_inside_root(rel, row[0], f"{path} line {line_no}")
         records.append(SampleRecord(id=row[0], image=row[1], mask=row[2] or None, label=row[3]))
     return records
 

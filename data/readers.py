@@ -4,6 +4,11 @@ Readers only parse metadata and check that every listed file exists; decoding ha
 later (`data/decoded.py`). How a mask file becomes a binary mask is also dataset knowledge, so
 it lives here (`binarise_mask`).
 
+Every path a listing or a fold file names is relative to the data root and must stay inside it:
+`check_inside_root` refuses an absolute path (`/x`, `C:/x`, a network path) and one whose
+`..` climbs above the root. The check is on the text of the path; a symbolic link inside the root
+(e.g. images/ linked to another disk) is followed like any folder.
+
 The classification-only sets (digits, cifar10, mnist, emnist) are arrays in a few official
 files: `data/arrays.py` reads them and lists their samples as references "<subset>/<index>"
 into those arrays rather than as files.
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import re
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -43,19 +50,28 @@ def mask_threshold(dataset: str) -> float:
     """Grey level above which a mask pixel is foreground.
 
     GlaS masks hold gland instance ids (any id > 0 is a gland); CUB masks are soft averages of
-    several annotators (majority = above 127.5); other sets store 0/255.
+    several annotators (majority = above 127.5); other sets store 0/255 (see `binarise_mask` for
+    masks stored as 0/1 or with other grey levels).
     """
     _check_dataset(dataset)
     return {GLAS: 0.0, CUB: 127.5}.get(dataset, 127.0)
 
 
-def binarise_mask(dataset: str, mask: Image.Image) -> np.ndarray:
+def binarise_mask(dataset: str, mask: Image.Image, source: Path | str | None = None) -> np.ndarray:
     """Boolean (H, W) foreground of a decoded mask file of `dataset`.
 
     Oxford Flowers has no mask file: the record points at the segmentation image, whose
     background is painted blue, so foreground = every pixel that is not that blue.
     GlaS palette/grey masks are compared on their raw values (instance ids), not on the
-    palette's colours.
+    palette's colours. CUB masks are soft: foreground above 127.5.
+
+    Every other set (PH2, generic, synthetic) is read by the mask's 8-bit grey values:
+      - only 0 and 255 (or only one of them): foreground = 255, the expected storage;
+      - only 0 and 1 (with at least one 1): foreground = 1, a mask saved as 0/1;
+      - any other grey level: foreground above mask_threshold (127), e.g. a JPEG-saved mask.
+    The last two print a one-line warning on stderr naming the file (`source`, else the file
+    Pillow opened), once per dataset and rule in a process: further masks read by the same rule
+    are not named.
     """
     if dataset == OXFORD_FLOWERS:
         rgb = np.asarray(mask.convert("RGB"), dtype=np.int32)
@@ -63,7 +79,56 @@ def binarise_mask(dataset: str, mask: Image.Image) -> np.ndarray:
         return squared > OXFORD_BLUE_TOLERANCE ** 2
     if dataset == GLAS and mask.mode in ("P", "L", "I", "I;16"):
         return np.asarray(mask) > 0
-    return np.asarray(mask.convert("L")) > mask_threshold(dataset)
+    grey = np.asarray(mask.convert("L"))
+    threshold = mask_threshold(dataset)
+    if dataset in (GLAS, CUB):
+        return grey > threshold
+    present = np.flatnonzero(np.bincount(grey.ravel(), minlength=256))
+    if set(present.tolist()) <= {0, 255}:
+        return grey > threshold
+    name = source if source is not None else getattr(mask, "filename", "") or "<in memory>"
+    if set(present.tolist()) <= {0, 1}:
+        _warn_once(dataset, "0/1", f"mask {name} holds only the values 0 and 1: read as 1 = foreground "
+                   f"(further such {dataset} masks are read the same way without a warning)")
+        return grey > 0
+    _warn_once(dataset, "grey", f"mask {name} holds grey levels other than 0 and 255: pixels above "
+               f"{threshold:g} are foreground (further such {dataset} masks are thresholded the same "
+               "way without a warning)")
+    return grey > threshold
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(dataset: str, rule: str, message: str) -> None:
+    """One line on stderr the first time `dataset` needs `rule` in this process."""
+    with _warned_lock:
+        if (dataset, rule) in _warned:
+            return
+        _warned.add((dataset, rule))
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def check_inside_root(rel: str, sample_id: str, where: Path | str) -> None:
+    """Refuse a listed path that is absolute or whose `..` climbs out of the data root.
+
+    `where` names the listing (a file and line, or the root) for the one-line DataError.
+    """
+    text = rel.replace("\\", "/")
+    depth = 0
+    escapes = text.startswith("/") or re.match(r"[A-Za-z]:", text) is not None
+    for part in text.split("/"):
+        if part == "..":
+            depth -= 1
+            escapes = escapes or depth < 0
+        elif part not in ("", "."):
+            depth += 1
+    if escapes:
+        raise DataError(
+            f"{where}: path {rel!r} of sample {sample_id!r} leaves the data root: list files by "
+            "paths relative to the root and inside it (no leading '/', drive or '..' above it)"
+        )
 
 
 def read_listing(dataset: str, root: Path | None) -> Listing:
@@ -103,6 +168,9 @@ def read_original_fold_csv(path: Path) -> list[SampleRecord]:
                 "header; pass one of the original fold CSVs"
             )
         sample_id, image, mask, label, _tag = row
+        for rel in (image, mask):
+            if rel:
+                check_inside_root(rel, sample_id, f"{path} line {line_no}")
         records.append(SampleRecord(id=sample_id, image=image, mask=mask or None, label=label))
     return records
 
@@ -126,6 +194,8 @@ def _check_listing(listing: Listing, root: Path, files: bool = True) -> None:
         if not files:
             continue
         for rel in (record.image, record.mask):
+            if rel is not None:
+                check_inside_root(rel, record.id, f"data root {root}")
             if rel is not None and not (root / rel).is_file():
                 raise DataError(
                     f"{root / rel} is missing (sample '{record.id}'): complete the download or "
@@ -307,6 +377,9 @@ def _read_generic(root: Path) -> Listing:
         split = cells[4] if width == 5 and cells[4] else "train"
         if split not in GENERIC_SPLITS:
             raise DataError(f"{table} line {line_no}: split '{split}' is not train or test")
+        for rel in (cells[1], cells[2]):
+            if rel:
+                check_inside_root(rel, cells[0], f"{table} line {line_no}")
         record = SampleRecord(id=cells[0], image=cells[1], mask=cells[2] or None, label=cells[3])
         (test if split == "test" else train).append(record)
     if not train:

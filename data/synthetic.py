@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from atomic_io import atomic_write_bytes, atomic_write_text
 from data.records import DataError
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
@@ -57,15 +58,28 @@ def generate_synthetic(
 ) -> Path:
     """Write the set (labels.csv, images/*.png, masks/*.png with 0/255) into `root` and return it.
 
-    Nothing is done when `root` already holds a complete set made with the same arguments; a set
-    made with other arguments is replaced. The set is built in a temporary sibling folder and
-    renamed into place, so a reader never sees half a set.
+    - `root` absent or empty: the set is built in a temporary sibling folder and renamed into
+      place, so a reader never sees half a set.
+    - `root` holds a set made with the same arguments: only the files it lacks are written. The
+      pixels come from the seed, so a lost image, mask or labels.csv comes back byte for byte;
+      nothing else is touched (a complete set is left as it is).
+    - `root` holds a set made with other arguments (or its synthetic.yaml cannot be read): every
+      file of the new set is written over the old one, and the images and masks of the old set
+      that the new one lacks are removed.
+    A file the generator did not write is never touched or removed, and a non-empty folder
+    without synthetic.yaml is refused. In place, each file is written under a temporary name and
+    renamed, and synthetic.yaml is written last: a set whose synthetic.yaml matches is complete.
     """
     settings = _settings(seed, n_per_class, image_size, num_classes)
     root = Path(root)
     if _is_complete(root, settings):
         return root
-    if root.exists() and not (root / SETTINGS_FILE).is_file() and any(root.iterdir()):
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file: pick an empty or new folder for the synthetic set")
+    if (root / SETTINGS_FILE).is_file():
+        _update(root, settings)
+        return root
+    if root.exists() and any(root.iterdir()):
         raise DataError(
             f"{root} is not empty and holds no {SETTINGS_FILE}: pick an empty or new folder "
             "for the synthetic set"
@@ -139,54 +153,109 @@ def _sample_ids(settings: dict[str, int]) -> list[tuple[int, int, str]]:
     ]
 
 
-def _is_complete(root: Path, settings: dict[str, int]) -> bool:
-    settings_file = root / SETTINGS_FILE
-    if not settings_file.is_file():
-        return False
+def _stored_settings(root: Path) -> dict | None:
+    """The settings in root's synthetic.yaml, or None when it is absent or unreadable."""
     try:
-        stored = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        return False
-    return stored == settings and (root / "labels.csv").is_file() and all(
+        stored = yaml.safe_load((root / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def _is_complete(root: Path, settings: dict[str, int]) -> bool:
+    return _stored_settings(root) == settings and (root / "labels.csv").is_file() and all(
         (root / "images" / f"{sample_id}.png").is_file()
         and (root / "masks" / f"{sample_id}.png").is_file()
         for _, _, sample_id in _sample_ids(settings)
     )
 
 
-def _write_set(folder: Path, settings: dict[str, int]) -> None:
-    (folder / "images").mkdir()
-    (folder / "masks").mkdir()
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _sample_pngs(settings: dict[str, int], class_index: int, index: int) -> tuple[bytes, bytes]:
+    """The image and mask files of one sample, the same bytes every time."""
+    image, mask = render_sample(settings["seed"], class_index, index, settings["image_size"])
+    return _png(image), _png(mask.astype(np.uint8) * 255)
+
+
+def _labels_csv(settings: dict[str, int]) -> str:
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["id", "image", "mask", "label"])
-    for class_index, index, sample_id in _sample_ids(settings):
-        image, mask = render_sample(settings["seed"], class_index, index, settings["image_size"])
-        Image.fromarray(image).save(folder / "images" / f"{sample_id}.png")
-        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "masks" / f"{sample_id}.png")
+    for class_index, _, sample_id in _sample_ids(settings):
         writer.writerow(
             [sample_id, f"images/{sample_id}.png", f"masks/{sample_id}.png", SHAPES[class_index]]
         )
-    (folder / "labels.csv").write_text(table.getvalue(), encoding="utf-8")
+    return table.getvalue()
+
+
+def _settings_yaml(settings: dict[str, int]) -> str:
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
+def _write_set(folder: Path, settings: dict[str, int]) -> None:
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    for class_index, index, sample_id in _sample_ids(settings):
+        image, mask = _sample_pngs(settings, class_index, index)
+        (folder / "images" / f"{sample_id}.png").write_bytes(image)
+        (folder / "masks" / f"{sample_id}.png").write_bytes(mask)
+    (folder / "labels.csv").write_text(_labels_csv(settings), encoding="utf-8")
     # Written last: its presence marks a complete set.
-    (folder / SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    (folder / SETTINGS_FILE).write_text(_settings_yaml(settings), encoding="utf-8")
+
+
+def _update(root: Path, settings: dict[str, int]) -> None:
+    """Bring the synthetic set in `root` to `settings` in place, touching only its own files."""
+    stored = _stored_settings(root)
+    same = stored == settings
+    if not same:
+        # Until every file is rewritten the folder holds no complete set.
+        (root / SETTINGS_FILE).unlink(missing_ok=True)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(exist_ok=True)
+    for class_index, index, sample_id in _sample_ids(settings):
+        image_path = root / "images" / f"{sample_id}.png"
+        mask_path = root / "masks" / f"{sample_id}.png"
+        if same and image_path.is_file() and mask_path.is_file():
+            continue
+        image, mask = _sample_pngs(settings, class_index, index)
+        for path, data in ((image_path, image), (mask_path, mask)):
+            if not same or not path.is_file():
+                atomic_write_bytes(path, data)
+    if not same or not (root / "labels.csv").is_file():
+        atomic_write_text(root / "labels.csv", _labels_csv(settings))
+    if stored is not None and not same:
+        _remove_old_samples(root, stored, {sample_id for _, _, sample_id in _sample_ids(settings)})
+    if not same:
+        atomic_write_text(root / SETTINGS_FILE, _settings_yaml(settings))
+
+
+def _remove_old_samples(root: Path, stored: dict, keep: set[str]) -> None:
+    """Delete the images and masks that the set made with `stored` wrote and `keep` lacks."""
+    n_per_class, num_classes = stored.get("n_per_class"), stored.get("num_classes")
+    if not isinstance(n_per_class, int) or not isinstance(num_classes, int):
+        return
+    for folder in ("images", "masks"):
+        for path in (root / folder).glob("*.png"):
+            shape, _, number = path.stem.rpartition("_")
+            if (path.stem not in keep and shape in SHAPES[:num_classes] and len(number) == 4
+                    and number.isdigit() and int(number) < n_per_class):
+                path.unlink(missing_ok=True)
 
 
 def _install(staging: Path, root: Path, settings: dict[str, int]) -> None:
-    """Rename the finished set into place, replacing an older synthetic set."""
-    old = None
-    if root.exists():
-        old = staging.with_name(staging.name + "-old")
-        os.replace(root, old)
+    """Rename the finished set into place (over an empty folder, never over a full one)."""
     try:
         os.replace(staging, root)
     except OSError:
         # Another process installed a set first; keep it when it is the one asked for.
         if not _is_complete(root, settings):
             raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _background(

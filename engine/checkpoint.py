@@ -7,6 +7,7 @@ for every seed, which understates the variance across seeds).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 from collections.abc import Mapping
@@ -61,6 +62,33 @@ def load_theta0(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise CheckpointError(f"{path} is not a stage-1 checkpoint of this project: run the WSL round again")
     return payload
+
+
+def theta0_digest(path: Path) -> str:
+    """sha256 of the checkpoint file: a run records which theta0 it started from."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_theta0_origin(theta0: Mapping[str, Any], path: Path, expected: Mapping[str, Any]) -> None:
+    """theta0's recorded dataset, split, fold (and seed) must be the run's."""
+    meta = theta0.get("meta", {})
+    differ = [f"{k} {meta[k]!r} (run: {v!r})" for k, v in expected.items() if k in meta and meta[k] != v]
+    if differ:
+        raise CheckpointError(f"{path} was trained for another run: {', '.join(differ)}; run the WSL round of this "
+                              "dataset, split, fold and seed, or pass --path_pre_trained with a matching file")
+
+
+def check_stage1_target(path: Path, run_root: Path) -> None:
+    """Stage 1 never replaces a theta0 that another run wrote: stage-2 runs of that seed depend on it."""
+    if not path.is_file():
+        return
+    try:
+        writer = torch.load(path, map_location="cpu", weights_only=True).get("meta", {}).get("run")
+    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
+        writer = None
+    if writer != str(run_root):
+        raise CheckpointError(f"{path} exists (written by {writer or 'another run'}) and stage-2 runs depend on it: "
+                              "delete it to train stage 1 again, or pass --path_pre_trained NEW_FILE to write another")
 
 
 def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, device: torch.device,

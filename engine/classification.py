@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from al.scores import CategoricalPassStats
-from al.state import RunStateError
 from al.strategies.base import (
     FEATURES,
     LOSS_MODULE,
@@ -40,6 +39,7 @@ from atomic_io import atomic_write_bytes
 from data.arrays import gather, read_arrays
 from data.folds import load_fold
 from data.records import DataError, Fold
+from engine.train import diverged
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path
@@ -194,8 +194,7 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
                 loss = loss + setup.ll4al_weight * margin_ranking_loss(out.predicted_loss, per_sample.detach(),
                                                                        setup.ll4al_margin)
             if not torch.isfinite(loss):
-                raise RunStateError(f"{desc}: the training loss became {loss.item()} at epoch {epoch}: lower the "
-                                    f"learning rate (--lr, now {setup.lr:g})")
+                raise diverged(desc, loss.item(), epoch, setup.lr)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

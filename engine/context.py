@@ -52,6 +52,10 @@ def load_data(cfg: Config, device: torch.device) -> RunData:
     if cfg.dataset == C.SYNTHETIC:
         generate_synthetic(root)
     fold = load_fold(resolve_path(cfg.fold_folder), cfg.dataset, cfg.split, cfg.fold)
+    for subset, records in ((C.TRAIN, fold.train), (C.VALID, fold.valid), (C.TEST, fold.test)):
+        if not records:
+            raise DataError(f"the {subset} subset of {cfg.dataset}/split_{cfg.split}/fold_{cfg.fold} is empty: "
+                            "make the folds again with create_folds.py (lower --valid_ratio / --test_ratio if needed)")
     if len(fold.classes) != cfg.model.num_classes:
         raise DataError(f"fold {cfg.dataset}/split_{cfg.split}/fold_{cfg.fold} has {len(fold.classes)} classes "
                         f"but model.num_classes is {cfg.model.num_classes}: pass --num_classes {len(fold.classes)}")

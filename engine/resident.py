@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from data.decoded import DecodedSample
+from data.records import DataError
 from data.views import EvalGeometry, Geometry, eval_view, train_view
 
 
@@ -117,14 +118,18 @@ class TrainPool:
         return view.to(self.device)
 
     def items(self, entries: Sequence[tuple[int, int, Tensor | None]], with_masks: bool = True) -> TrainingItems:
-        """Items from (position, tag, mask view or None for the true mask) triples."""
+        """Items from (position, tag, mask view or None for the true mask) triples.
+
+        A sample used for segmentation without a mask is a problem of the data set, not of the
+        code: a one-line DataError naming the sample.
+        """
         masks: list[Tensor | None] = []
         for p, _, m in entries:
             masks.append((self._masks[p] if m is None else m) if with_masks else None)
         if with_masks and any(m is None for m in masks):
             missing = next(self.ids[p] for (p, _, _), m in zip(entries, masks) if m is None)
-            raise ValueError(f"sample {missing} has no mask but is used for segmentation: "
-                             "give every pixel-labelled sample a mask in the dataset")
+            raise DataError(f"sample {missing} has no mask but is used for segmentation: "
+                            "give every pixel-labelled sample a mask in the dataset")
         positions = [p for p, _, _ in entries]
         return TrainingItems(images=[self._views[p] for p in positions], masks=masks,
                              labels=torch.as_tensor(self.labels[positions], device=self.device),

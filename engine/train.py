@@ -103,6 +103,15 @@ class FitStats:
     valid_scores: list[float] = field(default_factory=list)
 
 
+class TrainingError(RuntimeError):
+    """Training diverged (a non-finite loss); the message names the round, epoch and likely cause."""
+
+
+def diverged(desc: str, loss: float, epoch: int, lr: float) -> TrainingError:
+    return TrainingError(f"{desc}: the training loss became {loss} at epoch {epoch}, so nothing of this round is "
+                         f"written: lower the learning rate (--lr, now {lr:g}) or check the data")
+
+
 def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: TrainSettings,
         inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
         generator: torch.Generator, desc: str = "train",
@@ -119,7 +128,8 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
     stats = FitStats()
     n = len(items)
     device = inference.device
-    bar = tqdm(range(settings.epochs), desc=desc, disable=not settings.progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(range(settings.epochs), desc=desc, disable=None if settings.progress else True, leave=False,
+               dynamic_ncols=True)
     for epoch in bar:
         for group in optimiser.param_groups:
             group["lr"] = lr_at(settings, epoch)
@@ -156,6 +166,8 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
         stats.train_seconds += middle - start
         stats.images_seen += n
         stats.losses.append(float(epoch_loss) / max(n, 1))
+        if not math.isfinite(stats.losses[-1]):
+            raise diverged(desc, stats.losses[-1], epoch, settings.lr)
         stats.valid_scores.append(score)
         best.offer(model, score, epoch, cycle)
         bar.set_postfix(loss=f"{stats.losses[-1]:.4f}", valid=f"{score:.4f}", best=f"{best.score:.4f}")

@@ -602,7 +602,7 @@ def test_strategy_key_overrides() -> None:
 
 def test_ensemble_size_one_is_rejected() -> None:
     message = _error([*GLAS, "--al_type", "Ensemble", "--ensemble_size", "1"])
-    assert "ensemble_size" in message and "'1'" in message and "[2, inf]" in message
+    assert "ensemble_size" in message and "'1'" in message and "[2, inf)" in message
 
 
 @pytest.mark.parametrize("method", [C.RANDOM, C.HU, C.HU_KNN])

@@ -45,12 +45,13 @@ def state(method: str, seed: int, r: int, dice: float, pseudo: float | None = No
 
 
 def write_run(fold_dir: Path, method: str, seed: int, dices: list[float], dataset: str = "synthetic",
-              extra: Sequence[dict[str, Any]] = ()) -> Path:
-    """One run folder; extra[r] overrides keys of round r's state."""
-    folder = fold_dir / f"{method}-seed_{seed}"
+              extra: Sequence[dict[str, Any]] = (), exp_id: str | None = None) -> Path:
+    """One run folder (named by exp_id, as main.py does, when one is given); extra[r] overrides keys of
+    round r's state."""
+    folder = fold_dir / (exp_id or f"{method}-seed_{seed}")
     folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"al_type": method, "MYSEED": seed, "dataset": dataset,
-                                                        "split": 0, "fold": 0, "debug_subfolder": ""}))
+    cfg = {"al_type": method, "MYSEED": seed, "dataset": dataset, "split": 0, "fold": 0, "debug_subfolder": ""}
+    (folder / "config.yaml").write_text(yaml.safe_dump({**cfg, "exp_id": exp_id} if exp_id else cfg))
     for r, dice in enumerate(dices):
         pseudo = PSEUDO_DICE[seed][r] if method == "Label_prop" else None
         (folder / f"round_{r:03d}").mkdir()
@@ -348,6 +349,11 @@ def cls_root(exp_root: Path) -> Path:
 RANDOM_SEED_AUCS = (65.0, 57.0, 64.0)  # (55+65+75)/3, (52+62)/2, (59+69)/2
 RANDOM_AUC_MEAN = 62.0
 RANDOM_AUC_STD = (((65 - 62) ** 2 + (57 - 62) ** 2 + (64 - 62) ** 2) / 3) ** 0.5  # 3.559
+# Next to Entropy, which reached rounds 0-2 only, Random's AUC is over rounds 0-2: seed 0 over its first
+# three rounds, (55+65)/2; seeds 1 and 2 stopped by then and keep their own rounds.
+RANDOM_COMMON_AUCS = (60.0, 57.0, 64.0)
+RANDOM_COMMON_MEAN = 181 / 3
+RANDOM_COMMON_STD = (sum((a - 181 / 3) ** 2 for a in RANDOM_COMMON_AUCS) / 3) ** 0.5  # 2.867
 
 
 def test_classification_draws_test_accuracy_against_labelled_images(cls_root: Path) -> None:
@@ -358,7 +364,9 @@ def test_classification_draws_test_accuracy_against_labelled_images(cls_root: Pa
     random = s["Random"]
     assert [row.x.mean for row in random.rows] == pytest.approx([20.0, 40.0, 60.0, 80.0])
     assert [row.test_acc.mean for row in random.rows] == pytest.approx([52.0, 62.0, 72.0, 80.0])
-    assert random.seed_aucs == pytest.approx(RANDOM_SEED_AUCS)
+    assert random.seed_aucs == pytest.approx(RANDOM_COMMON_AUCS)  # over rounds 0-2, which Entropy reached
+    assert random.own_seed_aucs == pytest.approx(RANDOM_SEED_AUCS)
+    assert all(x.common_rounds == 3 for x in summaries)
     assert (s["Full_sup"].auc.mean, s["Full_sup"].auc.std) == (pytest.approx(96.0), pytest.approx((2 / 3) ** 0.5))
     assert not any(row.test_dice.n for x in summaries for row in x.rows)  # no Dice in classification runs
 
@@ -366,8 +374,9 @@ def test_classification_draws_test_accuracy_against_labelled_images(cls_root: Pa
     assert ax.get_ylabel() == "test accuracy (%)" and ax.get_xlabel() == "labelled images"
     assert ax.get_title().startswith("digits: test accuracy, mean ± std over 2-3 seeds")
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == [f"Random (AUC {RANDOM_AUC_MEAN:.2f} ± {RANDOM_AUC_STD:.2f})", "Entropy (AUC 66.00 ± 1.00)",
+    assert legend == [f"Random (AUC {RANDOM_COMMON_MEAN:.2f} ± {RANDOM_COMMON_STD:.2f})", "Entropy (AUC 66.00 ± 1.00)",
                       "Full_sup (AUC 96.00 ± 0.82)"]
+    assert ax.get_legend().get_title().get_text() == "AUC over rounds 0-2 (all methods)"
     lines = {line.get_label(): line for line in ax.lines}
     solid = lines[legend[0]]  # rounds every seed ran
     assert list(solid.get_xdata()) == pytest.approx([20.0, 40.0])
@@ -411,19 +420,25 @@ def test_classification_tables_name_where_and_why_each_seed_stopped(cls_root: Pa
         assert (out / name).stat().st_size > 0, name
 
     table = (out / "digits-auc.md").read_text().splitlines()
-    assert table[0].startswith("AUC of test accuracy (%) on digits: mean ± std (ddof 0) over seeds")
-    assert table[2] == "| method | AUC | seeds | rounds | stopped |"
-    assert table[4] == (f"| Random | {RANDOM_AUC_MEAN:.2f} ± {RANDOM_AUC_STD:.2f} | 3 | 2-4 | seed 0: r3 max_al_its "
-                        "reached, seed 1: r1 patience, seed 2: r2 patience |")
-    assert table[5] == "| Entropy | 66.00 ± 1.00 | 2 | 3 | seed 0: r2 not stopped, seed 1: r2 pool exhausted |"
-    assert table[6] == ("| Full_sup | 96.00 ± 0.82 | 3 | 1 | seed 0: r0 pool exhausted, seed 1: r0 pool exhausted, "
-                        "seed 2: r0 pool exhausted |")
+    assert table[0].startswith("AUC of test accuracy (%) on digits: mean ± std (ddof 0) over seeds, each seed's "
+                               "AUC over the rounds it ran within rounds 0-2, which every method reached")
+    assert table[2] == "| method | AUC over rounds 0-2 (all methods) | AUC over own rounds* | seeds | rounds | stopped |"
+    assert table[4] == (f"| Random | {RANDOM_COMMON_MEAN:.2f} ± {RANDOM_COMMON_STD:.2f} | {RANDOM_AUC_MEAN:.2f} ± "
+                        f"{RANDOM_AUC_STD:.2f} | 3 | 2-4 | seed 0: r3 max_al_its reached, seed 1: r1 patience, "
+                        "seed 2: r2 patience |")
+    assert table[5] == ("| Entropy | 66.00 ± 1.00 | 66.00 ± 1.00 | 2 | 3 | seed 0: r2 not stopped, "
+                        "seed 1: r2 pool exhausted |")
+    assert table[6] == ("| Full_sup | 96.00 ± 0.82 | 96.00 ± 0.82 | 3 | 1 | seed 0: r0 pool exhausted, "
+                        "seed 1: r0 pool exhausted, seed 2: r0 pool exhausted |")
+    assert table[8].startswith("*: over every round the method reached")
     assert "Note: Entropy seed 0 has not stopped (last finished round r2)" in "\n".join(table)
 
     auc_rows = (out / "digits-auc.csv").read_text().splitlines()
-    assert auc_rows[0] == "method,auc_mean,auc_std,n_seeds,n_rounds,seed_aucs,seed_rounds,stopped"
-    assert auc_rows[1] == (f"Random,{RANDOM_AUC_MEAN:.4f},{RANDOM_AUC_STD:.4f},3,4,65.0000 57.0000 64.0000,4 2 3,"
-                           '"seed 0: r3 max_al_its reached, seed 1: r1 patience, seed 2: r2 patience"')
+    assert auc_rows[0] == ("method,auc_mean,auc_std,n_seeds,n_rounds,seed_aucs,seed_rounds,stopped,auc_rounds,"
+                           "own_auc_mean,own_auc_std,own_seed_aucs")
+    assert auc_rows[1] == (f"Random,{RANDOM_COMMON_MEAN:.4f},{RANDOM_COMMON_STD:.4f},3,4,60.0000 57.0000 64.0000,"
+                           '4 2 3,"seed 0: r3 max_al_its reached, seed 1: r1 patience, seed 2: r2 patience",0-2,'
+                           f"{RANDOM_AUC_MEAN:.4f},{RANDOM_AUC_STD:.4f},65.0000 57.0000 64.0000")
 
     rows = (out / "digits-rounds.csv").read_text().splitlines()
     assert rows[0] == ("method,round,n_labelled,percent_labelled,test_acc_mean,test_acc_std,valid_acc_mean,"
@@ -443,7 +458,8 @@ def test_cli_on_classification_runs(cls_root: Path, tmp_path: Path) -> None:
                             check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(CLS_OUTPUTS)
-    assert "| Random | 62.00 ± 3.56 | 3 | 2-4 | seed 0: r3 max_al_its reached, seed 1: r1 patience" in result.stdout
+    assert ("| Random | 60.33 ± 2.87 | 62.00 ± 3.56 | 3 | 2-4 | seed 0: r3 max_al_its reached, seed 1: r1 patience"
+            in result.stdout)
     assert "digits-acc-test.png" in result.stdout and "dice" not in result.stdout
 
     # Whole images are annotated: no pixels axis; the share of images is still available.
@@ -511,6 +527,8 @@ def test_joint_outputs_are_unchanged_next_to_classification_runs(cls_root: Path,
     assert [line.get_label() for line in ax.lines] == [
         "WSL (AUC 41.00 ± 1.00)", "Random (AUC 71.25 ± 1.25)", "Label_prop (AUC 76.00 ± 1.00)",
         "Full_sup (AUC 89.00 ± 1.00)"]
+    assert ax.get_legend().get_title().get_text() == ""  # every method reached rounds 0-2: no heading
+    assert not any(s.common_rounds or s.own_seed_aucs for s in summaries)
     assert list(ax.lines[2].get_ydata()) == pytest.approx([66.0, 76.0, 86.0])  # cut to the rounds all seeds ran
 
 
@@ -533,3 +551,131 @@ def test_a_classification_round_without_test_accuracy_is_rejected(tmp_path: Path
     (folder / "round_000" / "state.json").write_text(json.dumps(payload))
     with pytest.raises(RunStateError, match="lacks the test accuracy"):
         plot.load_runs([tmp_path / "exps"], "digits", 0, 0, None)
+
+
+# ------------------------------------------------------------------------------------------------
+# AUCs over the rounds every method reached; ablations of one method grouped by their tag
+# ------------------------------------------------------------------------------------------------
+# Entropy reached 5 rounds, Random 3: over rounds 0-2 Entropy's seeds score (55+65)/2 = 60 and 62,
+# over its own 5 rounds (55+65+75+85)/4 = 70 and 72.
+UNEVEN_DICE = {"WSL": TEST_DICE["WSL"], "Random": TEST_DICE["Random"],
+               "Entropy": {0: [50.0, 60.0, 70.0, 80.0, 90.0], 1: [52.0, 62.0, 72.0, 82.0, 92.0]}}
+UNEVEN_AUC_MD = """\
+AUC of test Dice (%) on synthetic: mean ± std (ddof 0) over seeds, over rounds 0-2, which every method reached
+
+| method | AUC over rounds 0-2 (all methods) | AUC over own rounds* | seeds | rounds |
+|---|---|---|---|---|
+| WSL | 41.00 ± 1.00 | 41.00 ± 1.00 | 2 | 1 |
+| Random | 71.25 ± 1.25 | 71.25 ± 1.25 | 2 | 3 |
+| Entropy | 61.00 ± 1.00 | 71.00 ± 1.00 | 2 | 5 |
+
+*: over every round the method reached (rounds): not comparable between methods that reached different rounds.
+"""
+UNEVEN_AUC_CSV = """\
+method,auc_mean,auc_std,n_seeds,n_rounds,seed_aucs,auc_rounds,own_auc_mean,own_auc_std,own_seed_aucs
+WSL,41.0000,1.0000,2,1,40.0000 42.0000,0-2,41.0000,1.0000,40.0000 42.0000
+Random,71.2500,1.2500,2,3,70.0000 72.5000,0-2,71.2500,1.2500,70.0000 72.5000
+Entropy,61.0000,1.0000,2,5,60.0000 62.0000,0-2,71.0000,1.0000,70.0000 72.0000
+"""
+
+
+def test_methods_that_reached_different_rounds_are_compared_over_the_rounds_all_reached(tmp_path: Path) -> None:
+    root = tmp_path / "exps"
+    for method, seeds in UNEVEN_DICE.items():
+        for seed, dices in seeds.items():
+            write_run(root / "synthetic" / "split_0-fold_0", method, seed, dices)
+    out = tmp_path / "paper"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / "synthetic-auc.md").read_text() == UNEVEN_AUC_MD
+    assert (out / "synthetic-auc.csv").read_text() == UNEVEN_AUC_CSV
+    assert result.stdout.endswith(UNEVEN_AUC_MD)
+
+    summaries = plot.summarise(plot.load_runs([root], "synthetic", 0, 0, None))
+    entropy = by_method(summaries)["Entropy"]
+    assert entropy.seed_aucs == (pytest.approx(60.0), pytest.approx(62.0))
+    assert entropy.own_seed_aucs == (pytest.approx(70.0), pytest.approx(72.0))
+    ax = plot.dice_figure(summaries, "synthetic").axes[0]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "AUC over rounds 0-2 (all methods)"
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "WSL (AUC 41.00 ± 1.00)", "Random (AUC 71.25 ± 1.25)", "Entropy (AUC 61.00 ± 1.00)"]
+    curve = next(line for line in ax.lines if line.get_label().startswith("Entropy"))
+    assert list(curve.get_ydata()) == pytest.approx([51.0, 61.0, 71.0, 81.0, 91.0])  # drawn over all its rounds
+
+
+def test_run_tag_is_the_run_id_less_its_seed() -> None:
+    import gen_configs
+    assert plot.run_tag("Label_prop-seed_0", 0) == "Label_prop"
+    assert plot.run_tag(gen_configs.exp_id("Label_prop", 3, "knn10"), 3) == "Label_prop-knn10"
+    assert plot.run_tag("Label_prop-knn10-seed_1", 1) == "Label_prop-knn10"
+    assert plot.run_tag("Label_prop-seed_10", 1) == "Label_prop-seed_10"  # another seed's number is kept
+    assert plot.run_tag("lp-k10", 0) == "lp-k10"
+    assert plot.config_tag({"al_type": "Entropy", "MYSEED": 0, "annotation_unit": "region"}) == "Entropy (regions)"
+
+
+@pytest.fixture()
+def ablation_root(tmp_path: Path) -> Path:
+    """Label_prop with the default kNN (seed 0) and with --knn 10 (seeds 0 and 1, the tag in both places
+    an exp_id may carry it), and WSL with and without the tag, as gen_configs.py --exp_tag writes them."""
+    import gen_configs
+    root = tmp_path / "exps"
+    fold_dir = root / "synthetic" / "split_0-fold_0"
+    write_run(fold_dir, "WSL", 0, [40.0])
+    write_run(fold_dir, "WSL", 0, [44.0], exp_id=gen_configs.exp_id("WSL", 0, "knn10"))
+    write_run(fold_dir, "Label_prop", 0, [65.0, 75.0, 85.0])
+    write_run(fold_dir, "Label_prop", 0, [70.0, 80.0, 90.0], exp_id=gen_configs.exp_id("Label_prop", 0, "knn10"))
+    write_run(fold_dir, "Label_prop", 1, [72.0, 82.0, 92.0], exp_id="Label_prop-knn10-seed_1")
+    return root
+
+
+def test_group_by_tag_draws_ablations_of_one_method_side_by_side(ablation_root: Path, tmp_path: Path) -> None:
+    summaries = plot.summarise(plot.load_runs([ablation_root], "synthetic", 0, 0, None),
+                               group_by=plot.GROUP_TAG)
+    assert [s.method for s in summaries] == ["WSL", "WSL-knn10", "Label_prop", "Label_prop-knn10"]
+    s = by_method(summaries)
+    assert s["Label_prop"].seeds == (0,) and s["Label_prop"].seed_aucs == (pytest.approx(75.0),)
+    assert s["Label_prop-knn10"].seeds == (0, 1)
+    assert s["Label_prop-knn10"].seed_aucs == (pytest.approx(80.0), pytest.approx(82.0))
+    assert s["WSL-knn10"].single_round and not s["Label_prop-knn10"].single_round
+
+    ax = plot.dice_figure(summaries, "synthetic").axes[0]
+    labels = {line.get_label(): line for line in ax.lines}
+    assert list(labels) == ["WSL (AUC 40.00 ± 0.00)", "WSL-knn10 (AUC 44.00 ± 0.00)",
+                            "Label_prop (AUC 75.00 ± 0.00)", "Label_prop-knn10 (AUC 81.00 ± 1.00)"]
+    assert list(labels["WSL-knn10 (AUC 44.00 ± 0.00)"].get_ydata()) == pytest.approx([44.0, 44.0])  # flat
+    assert list(labels["Label_prop-knn10 (AUC 81.00 ± 1.00)"].get_ydata()) == pytest.approx([71.0, 81.0, 91.0])
+
+    out = tmp_path / "paper"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(ablation_root), "--out", str(out), "--group_by", "tag"],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = (out / "synthetic-auc.md").read_text()
+    assert "| Label_prop | 75.00 ± 0.00 | 1 | 3 |" in table and "| Label_prop-knn10 | 81.00 ± 1.00 | 2 | 3 |" in table
+    assert "Label_prop-knn10,1,10.0,20.00,81.0000,1.0000," in (out / "synthetic-rounds.csv").read_text()
+
+
+def test_by_method_two_runs_of_one_seed_are_refused_with_the_tag_hint(ablation_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    result = subprocess.run([sys.executable, "plot_active_learning_curves.py", "--dataset", "synthetic",
+                             "--exp_root", str(ablation_root), "--out", str(out)],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "two runs of Label_prop seed 0" in result.stderr
+    assert "--group_by tag" in result.stderr
+    assert not out.exists()
+
+
+def test_a_tag_shared_by_two_methods_is_refused(tmp_path: Path) -> None:
+    runs = [plot.Run("Entropy", 0, tmp_path / "a", (), tag="ablation"),
+            plot.Run("Margin", 1, tmp_path / "b", (), tag="ablation")]
+    assert set(plot.group_runs(runs)) == {"Entropy", "Margin"}
+    with pytest.raises(RunStateError, match="tagged ablation are of two methods, Entropy .* and Margin"):
+        plot.group_runs(runs, plot.GROUP_TAG)
+    same = [plot.Run("Random", 0, tmp_path / "a", ()), plot.Run("Random", 0, tmp_path / "b", ())]
+    with pytest.raises(RunStateError, match="two runs of Random seed 0") as error:
+        plot.group_runs(same)
+    assert "--group_by" not in str(error.value)  # the same tag: grouping by tag would not separate them

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from constants import CUB, GENERIC, GLAS, OXFORD_FLOWERS, PH2
+from data import readers
 from data.decoded import decode_records
-from data.readers import mask_threshold, read_listing, read_original_fold_csv
+from data.readers import binarise_mask, mask_threshold, read_listing, read_original_fold_csv
 from data.records import DataError, SampleRecord
 
 
@@ -67,6 +68,100 @@ def test_glas_reader_splits_strips_grades_and_binarises_instance_ids(tmp_path: P
     for sample in samples:
         assert sample.image.dtype == torch.uint8 and sample.image.shape == (3, 12, 16)
         assert torch.equal(sample.mask, torch.from_numpy((ids[sample.id] > 0).astype(np.uint8)))
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mask warnings are printed once per dataset and rule in a process: start from none."""
+    monkeypatch.setattr(readers, "_warned", set())
+
+
+def _warnings(capsys: pytest.CaptureFixture) -> list[str]:
+    captured = capsys.readouterr()
+    assert "warning" not in captured.out
+    return [line for line in captured.err.splitlines() if line.startswith("warning:")]
+
+
+def _generic_with_masks(root: Path, masks: list[np.ndarray], suffix: str = "png") -> list[SampleRecord]:
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    records = []
+    for index, mask in enumerate(masks):
+        Image.fromarray(_rgb(*mask.shape, index)).save(root / "images" / f"m{index}.png")
+        Image.fromarray(mask).save(root / "masks" / f"m{index}.{suffix}")
+        records.append(SampleRecord(f"m{index}", f"images/m{index}.png", f"masks/m{index}.{suffix}", "cat"))
+    return records
+
+
+def _square(value: int, background: int = 0) -> np.ndarray:
+    mask = np.full((12, 14), background, dtype=np.uint8)
+    mask[3:9, 4:11] = value
+    return mask
+
+
+def test_masks_stored_as_0_255_are_read_without_a_warning(
+        tmp_path: Path, fresh_warnings: None, capsys: pytest.CaptureFixture) -> None:
+    records = _generic_with_masks(tmp_path, [_square(255), _square(0), _square(255, background=255)])
+    samples = decode_records(records, tmp_path, GENERIC, {"cat": 0}, progress=False)
+    assert [int(s.mask.sum()) for s in samples] == [42, 0, 168]
+    assert _warnings(capsys) == []
+
+
+def test_masks_stored_as_0_1_are_read_as_0_1_with_one_warning(
+        tmp_path: Path, fresh_warnings: None, capsys: pytest.CaptureFixture) -> None:
+    records = _generic_with_masks(tmp_path, [_square(1), _square(1), _square(0)])
+    samples = decode_records(records, tmp_path, GENERIC, {"cat": 0}, progress=False)
+    expected = torch.from_numpy((_square(1) > 0).astype(np.uint8))
+    assert torch.equal(samples[0].mask, expected) and torch.equal(samples[1].mask, expected)
+    assert int(samples[2].mask.sum()) == 0
+    lines = _warnings(capsys)
+    assert len(lines) == 1, lines  # once, not once per file
+    assert ("masks/m0.png" in lines[0] or "masks/m1.png" in lines[0]) and "0 and 1" in lines[0]
+    # Once per process: a second decode of such masks says nothing more.
+    decode_records(records, tmp_path, GENERIC, {"cat": 0}, progress=False)
+    assert _warnings(capsys) == []
+
+
+def test_grey_level_masks_are_thresholded_with_a_warning_naming_file_and_rule(
+        tmp_path: Path, fresh_warnings: None, capsys: pytest.CaptureFixture) -> None:
+    grey = _square(200, background=30)
+    grey[0, 0] = 128
+    grey[0, 1] = 127
+    records = _generic_with_masks(tmp_path, [grey])
+    mask = decode_records(records, tmp_path, GENERIC, {"cat": 0}, progress=False)[0].mask
+    assert torch.equal(mask, torch.from_numpy((grey > 127).astype(np.uint8)))
+    lines = _warnings(capsys)
+    assert len(lines) == 1 and "masks/m0.png" in lines[0] and "above 127" in lines[0], lines
+
+    # A JPEG-saved 0/255 mask: compression noise around the edges, thresholded the same way.
+    jpeg = tmp_path / "jpeg"
+    jpeg.mkdir()
+    big = np.zeros((32, 32), dtype=np.uint8)
+    big[5:21, 7:26] = 255  # edges off the 8-pixel JPEG blocks
+    records = _generic_with_masks(jpeg, [big], suffix="jpg")
+    assert set(np.unique(np.asarray(Image.open(jpeg / "masks" / "m0.jpg")))) - {0, 255}
+    mask = decode_records(records, jpeg, GENERIC, {"cat": 0}, progress=False)[0].mask
+    assert torch.equal(mask, torch.from_numpy((big > 127).astype(np.uint8)))
+    assert _warnings(capsys) == []  # same dataset, same rule: said once already
+
+
+def test_mask_rules_leave_glas_cub_and_oxford_alone(fresh_warnings: None,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    ids = np.array([[0, 1, 2, 37]], dtype=np.uint8)
+    assert binarise_mask(GLAS, Image.fromarray(ids)).tolist() == [[False, True, True, True]]
+    soft = np.array([[0, 1, 51, 127, 128, 255]], dtype=np.uint8)
+    assert binarise_mask(CUB, Image.fromarray(soft)).tolist() == [[False] * 4 + [True] * 2]
+    # A CUB mask of 0/1 stays soft: 1 is one annotator in 255, not foreground.
+    assert not binarise_mask(CUB, Image.fromarray(_square(1))).any()
+    blue = np.zeros((2, 2, 3), dtype=np.uint8)
+    blue[..., 2] = 254
+    blue[0, 0] = (1, 1, 1)
+    assert binarise_mask(OXFORD_FLOWERS, Image.fromarray(blue)).tolist() == [[True, False], [False, False]]
+    assert _warnings(capsys) == []
+    # The same 0/1 mask is 0/1 for PH2, naming the source given.
+    assert binarise_mask(PH2, Image.fromarray(_square(1)), "lesion.bmp").sum() == 42
+    lines = _warnings(capsys)
+    assert len(lines) == 1 and "lesion.bmp" in lines[0]
 
 
 def test_mask_thresholds_per_dataset() -> None:

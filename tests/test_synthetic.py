@@ -109,3 +109,44 @@ def test_objects_stand_out_by_saturation() -> None:
             image, mask = render_sample(7, class_index, index, 64)
             saturation = image.max(axis=2).astype(int) - image.min(axis=2)
             assert np.median(saturation[mask]) > np.median(saturation[~mask]) + 30
+
+
+def _stamps(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("lost", ["images/square_0002.png", "masks/disc_0001.png", "labels.csv"])
+def test_a_lost_file_comes_back_identical_and_nothing_else_is_touched(tmp_path: Path, lost: str) -> None:
+    root = generate_synthetic(tmp_path / "syn", seed=3, **SMALL)
+    (root / "notes.txt").write_text("mine")
+    (root / "images" / "extra.png").write_bytes(b"a user's file")
+    before = _stamps(root)
+    (root / lost).unlink()
+
+    generate_synthetic(root, seed=3, **SMALL)
+
+    after = _stamps(root)
+    assert after[lost][1] == before[lost][1]  # byte for byte the same file
+    del before[lost], after[lost]
+    assert after == before  # every other file, the user's included, untouched (bytes and mtime)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # no staging folder left
+
+
+def test_other_arguments_rewrite_the_set_but_keep_foreign_files(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "syn", seed=1, **SMALL)
+    (root / "notes.txt").write_text("mine")
+    (root / "masks" / "mine.png").write_bytes(b"a user's file")
+    generate_synthetic(root, seed=2, n_per_class=2, image_size=48)
+    assert (root / "notes.txt").read_text() == "mine"
+    assert (root / "masks" / "mine.png").read_bytes() == b"a user's file"
+    # Exactly the new set besides the user's files, byte for byte what a fresh folder gets.
+    fresh = _files(generate_synthetic(tmp_path / "fresh", seed=2, n_per_class=2, image_size=48))
+    assert {k: v for k, v in _files(root).items() if k not in ("notes.txt", "masks/mine.png")} == fresh
+
+    # An unreadable synthetic.yaml: the set is written again, the user's files stay.
+    (root / SETTINGS_FILE).write_text("{not: [yaml")
+    (root / "images" / "disc_0000.png").write_bytes(b"damaged")
+    generate_synthetic(root, seed=2, n_per_class=2, image_size=48)
+    assert (root / "notes.txt").read_text() == "mine"
+    assert {k: v for k, v in _files(root).items() if k not in ("notes.txt", "masks/mine.png")} == fresh
