@@ -7,6 +7,8 @@ is the per-pixel variance averaged over pixels (the original pooled all pixels o
 one column).
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -55,14 +57,16 @@ class PassStats:
             raise ValueError(
                 f"a pass must be a non-empty (B, ...) probability tensor, got shape {tuple(p.shape)}"
             )
-        x = p.detach().to(torch.float64).reshape(p.shape[0], -1)
+        self._add(p.detach().to(torch.float64).reshape(p.shape[0], -1), binary_entropy)
+
+    def _add(self, x: Tensor, entropy: Callable[[Tensor], Tensor]) -> None:
+        """Welford's step for one pass x (B, K) float64, and the running mean of entropy(x)."""
+        h = entropy(x)
         if self._mean is None:
-            self._mean = torch.zeros_like(x)
-            self._m2 = torch.zeros_like(x)
-            self._mean_h = torch.zeros_like(x)
+            self._mean, self._m2, self._mean_h = torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(h)
         elif x.shape != self._mean.shape or x.device != self._mean.device:
             raise ValueError(
-                f"pass of shape {tuple(p.shape)} on {p.device} does not match the earlier passes "
+                f"pass of shape {tuple(x.shape)} on {x.device} does not match the earlier passes "
                 f"({tuple(self._mean.shape)} flattened, on {self._mean.device}); "
                 "use one accumulator per batch"
             )
@@ -70,7 +74,7 @@ class PassStats:
         delta = x - self._mean
         self._mean += delta / self.count
         self._m2 += delta * (x - self._mean)
-        self._mean_h += (binary_entropy(x) - self._mean_h) / self.count
+        self._mean_h += (h - self._mean_h) / self.count
 
     def variance(self) -> Tensor:
         """Mean over pixels of the per-pixel population variance over the passes, float64 (B,)."""
@@ -112,37 +116,16 @@ def categorical_entropy(p: Tensor) -> Tensor:
     return torch.special.entr(p.clamp(0.0, 1.0)).sum(dim=-1)
 
 
-class CategoricalPassStats:
+class CategoricalPassStats(PassStats):
     """The statistics of PassStats for a classifier's class-probability vectors (B, C) (strategies.md 4):
-    variance is mean_c Var_t p_c, entropies are over the C classes. Same streaming updates, same names,
-    so that a strategy's pass_scores serves both tasks."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._mean: Tensor | None = None
-        self._m2: Tensor | None = None
-        self._mean_h: Tensor | None = None
+    variance is mean_c Var_t p_c, entropies are over the C classes. Same names, so that a strategy's
+    pass_scores serves both tasks."""
 
     def update(self, p: Tensor) -> None:
         """Add one pass: p (B, C) class probabilities."""
         if p.ndim != 2 or p.shape[0] == 0:
             raise ValueError(f"a pass must be a non-empty (B, C) probability tensor, got shape {tuple(p.shape)}")
-        x = p.detach().to(torch.float64)
-        if self._mean is None:
-            self._mean, self._m2 = torch.zeros_like(x), torch.zeros_like(x)
-            self._mean_h = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        elif x.shape != self._mean.shape:
-            raise ValueError(f"pass of shape {tuple(p.shape)} does not match the earlier passes "
-                             f"{tuple(self._mean.shape)}; use one accumulator per batch")
-        self.count += 1
-        delta = x - self._mean
-        self._mean += delta / self.count
-        self._m2 += delta * (x - self._mean)
-        self._mean_h += (categorical_entropy(x) - self._mean_h) / self.count
-
-    def variance(self) -> Tensor:
-        self._require_passes()
-        return (self._m2 / self.count).mean(dim=1).clamp_min(0.0)
+        self._add(p.detach().to(torch.float64), categorical_entropy)
 
     def predictive_entropy(self) -> Tensor:
         self._require_passes()
@@ -152,10 +135,6 @@ class CategoricalPassStats:
         self._require_passes()
         return (categorical_entropy(self._mean) - self._mean_h).clamp_min(0.0)
 
-    def _require_passes(self) -> None:
-        if self.count == 0:
-            raise ValueError("no pass was added; call update() at least once before reading scores")
-
 
 # The scores of several passes or members, by name (strategies.md 4): per image (either statistics
 # class) and per pixel (PassStats).
@@ -164,7 +143,7 @@ PASS_MAPS = {"entropy": PassStats.predictive_entropy_map, "bald": PassStats.bald
              "variance": PassStats.variance_map}
 
 
-def pass_score(stats: PassStats | CategoricalPassStats, kind: str) -> Tensor:
+def pass_score(stats: PassStats, kind: str) -> Tensor:
     """The named score of several passes or members: "entropy" (predictive), "bald" or "variance"."""
     if kind not in PASS_SCORES:
         raise ValueError(f"unknown pass score '{kind}': use one of {', '.join(PASS_SCORES)}")

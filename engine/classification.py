@@ -39,7 +39,7 @@ from atomic_io import atomic_write_bytes
 from data.arrays import gather, read_arrays
 from data.folds import load_fold
 from data.records import DataError, Fold
-from engine.train import diverged
+from engine.train import LossPredictionTraining, TrainSettings, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path
@@ -134,67 +134,61 @@ def augmented(images: Tensor, generator: torch.Generator, flip: bool) -> Tensor:
 
 @dataclass
 class TrainSetup:
-    solver: str
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    nesterov: bool
-    dampening: float
-    weight_decay: float
-    step_size: int
-    gamma: float
-    min_lr: float
+    """The joint task's optimiser settings (engine.train.TrainSettings: epochs, batch, lr and its
+    schedule, SGD terms) and what only the classification task has."""
+
+    settings: TrainSettings
+    solver: str                           # sgd or adam
     data_aug: bool
     flip: bool
-    ll4al_weight: float = 0.0
-    ll4al_margin: float = 1.0
-    ll4al_detach_epoch: int | None = None
+    loss_prediction: LossPredictionTraining | None = None
 
 
 def train_setup(cfg: Config, flip: bool, loss_prediction: bool) -> TrainSetup:
     o = cfg.optimizer
-    return TrainSetup(solver=cfg.classification.solver, epochs=cfg.max_epochs, batch_size=cfg.batch_size, lr=o.lr, momentum=o.momentum,
-                      nesterov=o.nesterov, dampening=o.dampening, weight_decay=o.weight_decay,
-                      step_size=o.step_size, gamma=o.gamma, min_lr=o.min_lr, data_aug=cfg.classification.data_aug,
-                      flip=flip, ll4al_weight=cfg.ll4al_weight if loss_prediction else 0.0,
-                      ll4al_margin=cfg.ll4al_margin,
-                      ll4al_detach_epoch=cfg.ll4al_detach_epoch if loss_prediction else None)
+    settings = TrainSettings(epochs=cfg.max_epochs, batch_size=cfg.batch_size, lr=o.lr, momentum=o.momentum,
+                             nesterov=o.nesterov, dampening=o.dampening, weight_decay=o.weight_decay,
+                             scheduler=o.name_lr_scheduler, step_size=o.step_size, gamma=o.gamma, min_lr=o.min_lr,
+                             crop=0, hflip=flip, vflip=False, segmentation=False)
+    ll4al = LossPredictionTraining(cfg.ll4al_weight, cfg.ll4al_margin, cfg.ll4al_detach_epoch) \
+        if loss_prediction else None
+    return TrainSetup(settings, cfg.classification.solver, cfg.classification.data_aug, flip, ll4al)
 
 
 def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, generator: torch.Generator,
           desc: str) -> list[float]:
-    """Fit on (images, labels) for setup.epochs; the mean loss of each epoch. A non-finite loss stops the
+    """Fit on (images, labels) for the settings' epochs; the mean loss of each epoch. A non-finite loss stops the
     round with one line (learning rate too high, usually) instead of writing NaN results."""
+    s = setup.settings
     params = [p for p in model.parameters() if p.requires_grad]
     if setup.solver == "adam":
-        optimiser: torch.optim.Optimizer = torch.optim.Adam(params, lr=setup.lr, weight_decay=setup.weight_decay)
+        optimiser: torch.optim.Optimizer = torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
     else:
-        optimiser = torch.optim.SGD(params, lr=setup.lr, momentum=setup.momentum, nesterov=setup.nesterov,
-                                    dampening=setup.dampening, weight_decay=setup.weight_decay)
+        optimiser = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
+                                    dampening=s.dampening, weight_decay=s.weight_decay)
     n = len(labels)
     losses = []
     model.train()
-    for epoch in range(setup.epochs):
+    ll4al = setup.loss_prediction
+    for epoch in range(s.epochs):
         for group in optimiser.param_groups:
-            group["lr"] = max(setup.lr * setup.gamma ** (epoch // setup.step_size), setup.min_lr)
-        if setup.ll4al_detach_epoch is not None:
-            model.detach_taps = epoch >= setup.ll4al_detach_epoch
+            group["lr"] = lr_at(s, epoch)
+        if ll4al is not None:
+            model.detach_taps = epoch >= ll4al.detach_epoch
         order = torch.randperm(n, generator=generator).to(labels.device)
         total = 0.0
-        for start in range(0, n, setup.batch_size):
-            index = order[start:start + setup.batch_size]
+        for start in range(0, n, s.batch_size):
+            index = order[start:start + s.batch_size]
             x = images[index]
             if setup.data_aug:
                 x = augmented(x, generator, setup.flip)
             out = model(normalised(x))
             per_sample = F.cross_entropy(out.logits, labels[index], reduction="none")
             loss = per_sample.mean()
-            if out.predicted_loss is not None and setup.ll4al_weight > 0:
-                loss = loss + setup.ll4al_weight * margin_ranking_loss(out.predicted_loss, per_sample.detach(),
-                                                                       setup.ll4al_margin)
+            if out.predicted_loss is not None and ll4al is not None and ll4al.weight > 0:
+                loss = loss + ll4al.weight * margin_ranking_loss(out.predicted_loss, per_sample.detach(), ll4al.margin)
             if not torch.isfinite(loss):
-                raise diverged(desc, loss.item(), epoch, setup.lr)
+                raise diverged(desc, loss.item(), epoch, s.lr)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
