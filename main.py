@@ -10,6 +10,10 @@ ensemble trains several) -> evaluate at original resolution -> the method's stra
 pseudo-label it -> write the round's state (al.state.RoundState). A finished round is skipped when called again; an
 interrupted one starts again cleanly. The run folder layout is documented in al/state.py.
 
+With a `task: classification` configuration (digits.yaml, cifar10.yaml, ...) a round trains a
+torchvision classifier on the labelled images and the oracle reveals class labels
+(engine/classification.py, classification_round below).
+
 With `--oracle files` a person answers: each round ends by writing the next request
 (round_<r>/to_annotate/), and a call whose answers are not there yet says so and exits 3
 (constants.EXIT_WAITING); bad answers exit 2 before anything is written (engine/oracle.py).
