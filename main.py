@@ -309,7 +309,7 @@ def classification_round(cfg: Config, method: Method, strategy: Strategy | None,
     rows = [position[i] for i in labelled]
     loss_prediction = loss_prediction_training(cfg, strategy) is not None
     setup = train_setup(cfg, data.flippable, loss_prediction)
-    members, history, accuracies = [], {}, []
+    members, history, valid = [], {}, []
     for m in range(1 if strategy is None else strategy.n_models()):
         extra = (m,) if m else ()
         seed_everything(derived_seed(cfg.MYSEED, r, 0, TRAIN, *extra))
@@ -322,15 +322,14 @@ def classification_round(cfg: Config, method: Method, strategy: Strategy | None,
                            cpu_generator(derived_seed(cfg.MYSEED, r, 0, AUGMENT, *extra)),
                            f"{cfg.al_type} round {r}" + (f" member {m}" if m else ""))
         with clock("validate"):
-            accuracies.append(evaluate(model, data.valid, cfg.valid_batch_size)["acc"])
+            valid.append(evaluate(model, data.valid, cfg.valid_batch_size))
         members.append(model)
-        history["cycle0" if m == 0 else f"cycle0_member{m}"] = {"loss": losses, "valid": [accuracies[-1]]}
-    best = max(range(len(members)), key=lambda m: (accuracies[m], -m))  # ties: the smaller index
+        history["cycle0" if m == 0 else f"cycle0_member{m}"] = {"loss": losses, "valid": [valid[-1]["acc"]]}
+    best = max(range(len(members)), key=lambda m: (valid[m]["acc"], -m))  # ties: the smaller index
     members.insert(0, members.pop(best))
     model = members[0]
     with clock("validate"):
-        metrics = {"valid": evaluate(model, data.valid, cfg.valid_batch_size),
-                   "test": evaluate(model, data.test, cfg.valid_batch_size)}
+        metrics = {"valid": valid[best], "test": evaluate(model, data.test, cfg.valid_batch_size)}
 
     # Patience (002): rounds since validation accuracy last beat its best.
     history_acc = [run.read_state(j).metric("valid", "acc") for j in range(r)] + [metrics["valid"]["acc"]]
@@ -363,7 +362,7 @@ def classification_round(cfg: Config, method: Method, strategy: Strategy | None,
     asked = sorted(set(labelled) - set(previous.labelled if previous else ()))
     return RoundState(round=r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(data.train),
                       labelled=labelled, selected=picked.selected, exhausted=method.single_round or stop is not None,
-                      best=BestEpoch(epoch=cfg.max_epochs - 1, cycle=0, valid_score=accuracies[best], member=best),
+                      best=BestEpoch(epoch=cfg.max_epochs - 1, cycle=0, valid_score=valid[best]["acc"], member=best),
                       metrics=metrics, history=history, scores=picked.scores, task=C.TASK_CLASSIFICATION,
                       stop_reason=stop, annotations={i: {"source": C.SOURCE_SIMULATED, "reference": None,
                                                          "lead_time": None} for i in asked})

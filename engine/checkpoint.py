@@ -43,11 +43,16 @@ def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: b
     return model
 
 
-def save_theta0(path: Path, model: HybridModel, meta: Mapping[str, Any]) -> None:
+def save_torch(path: Path, payload: Any) -> None:
+    """torch.save, written whole or not at all."""
     buffer = io.BytesIO()
-    torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta)},
-               buffer)
+    torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_theta0(path: Path, model: HybridModel, meta: Mapping[str, Any]) -> None:
+    save_torch(path, {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                      "meta": dict(meta)})
 
 
 def load_theta0(path: Path) -> dict[str, Any]:

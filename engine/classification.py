@@ -12,10 +12,9 @@ and evaluation and scoring run in batches of valid_batch_size.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,10 @@ from al.strategies.base import (
     Evidence,
     Strategy,
 )
-from atomic_io import atomic_write_bytes
 from data.arrays import gather, read_arrays
 from data.folds import load_fold
 from data.records import DataError, Fold
+from engine.checkpoint import save_torch
 from engine.train import LossPredictionTraining, TrainSettings, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
@@ -74,14 +73,14 @@ class ClassificationData:
     valid: ResidentSet
     test: ResidentSet
     flippable: bool
+    position: dict[str, int] = field(init=False)   # train id -> row, built once
+
+    def __post_init__(self) -> None:
+        self.position = {i: k for k, i in enumerate(self.train.ids)}
 
     @property
     def n_classes(self) -> int:
         return len(self.fold.classes)
-
-    @property
-    def position(self) -> dict[str, int]:
-        return {i: k for k, i in enumerate(self.train.ids)}
 
 
 def load_classification_data(cfg: Config, device: torch.device) -> ClassificationData:
@@ -285,6 +284,4 @@ def gather_evidence(strategy: Strategy, members: Sequence[Classifier], data: Cla
 
 def save_weights(model: Classifier, path: Path) -> None:
     """The round's weights, for a warm start of the next round."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_torch(path, model.state_dict())
