@@ -29,11 +29,12 @@ if __name__ == "__main__" and {"--help", "-h"} & set(sys.argv[1:]):
     print_help()  # answered before torch is imported (seconds on a cold start)
     sys.exit(0)
 
+import functools
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ from engine.classification import (
 from engine.classification import gather_evidence as classification_evidence
 from engine.context import RunData, inference, load_data, train_settings
 from engine.evaluate import (
+    Inference,
     estimate_threshold,
     predict_masks,
     segmentation_metrics,
@@ -208,22 +210,52 @@ def run_rounds(cfg: Config) -> None:
                                            cfg.seg_threshold, data.pool.ids, labelled, {}, {}, regions)
                     raise
             save_config_once(run, cfg)
-            clock = Clock()
-            with run.attempt(r) as partial:
-                if method.stage == 1:
-                    state = stage1_round(cfg, data, device, clock, run.root)
-                else:
-                    state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, device, clock,
-                                         revealed, regions)
-                    state.theta0_sha256 = digest
-                with clock("write"):
-                    keep_answers(partial, revealed)
-                    state.timings = dict(clock.seconds)
-                    run.finish_round(r, partial, state)
+            attempt = functools.partial(write_round, cfg, method, strategy, data, run, r, theta0, digest, revealed,
+                                        regions)
+            state = with_fp32_retry(attempt, inference(cfg, device), run, r)
             print(round_line(state), flush=True)
             if state.exhausted and r < last:
                 print(f"round {r + 1}: the pool is exhausted, nothing left to annotate")
                 break
+
+
+def write_round(cfg: Config, method: Method, strategy: Strategy | None, data: RunData, run: RunFolder, r: int,
+                theta0: dict[str, Any] | None, digest: str | None, revealed: Revealed, regions: dict[str, torch.Tensor],
+                infer: Inference, retried: str | None) -> RoundState:
+    """Round r trained, evaluated and published in the run folder (stage 1 writes theta0 too)."""
+    clock = Clock()
+    with run.attempt(r) as partial:
+        if method.stage == 1:
+            state = stage1_round(cfg, data, infer, clock, run.root)
+        else:
+            state = stage2_round(cfg, method, strategy, data, run, r, partial, theta0, infer, clock, revealed, regions)
+            state.theta0_sha256 = digest
+        state.retried_fp32 = retried
+        with clock("write"):
+            keep_answers(partial, revealed)
+            state.timings = dict(clock.seconds)
+            run.finish_round(r, partial, state)
+    return state
+
+
+def with_fp32_retry(attempt: Callable[[Inference, str | None], RoundState], infer: Inference, run: RunFolder,
+                    r: int) -> RoundState:
+    """Round r; when its bf16 training diverges, the round runs again once from its start in fp32 and its
+    state records why. A divergence in fp32 stops the run and is recorded in the run folder (failed.json),
+    so that the curve checks of the study report the lost run."""
+    try:
+        return attempt(infer, None)
+    except TrainingError as error:
+        if not (infer.bf16 and infer.device.type == "cuda"):
+            run.record_failure(r, str(error))
+            raise
+        first = str(error)
+    print(f"round {r}: {first}; running the round again from its start in fp32", flush=True)
+    try:
+        return attempt(replace(infer, bf16=False), first)
+    except TrainingError as error:
+        run.record_failure(r, str(error))
+        raise
 
 
 def checked_theta0(cfg: Config, run: RunFolder, first: int) -> tuple[dict[str, Any], str]:
@@ -403,15 +435,14 @@ def check_strategy(strategy: Strategy, data: RunData, labelled: list[str]) -> No
     strategy.check(labels, STAGE_CHANNELS[-1])
 
 
-def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock, run_root: Path) -> RoundState:
+def stage1_round(cfg: Config, data: RunData, infer: Inference, clock: Clock, run_root: Path) -> RoundState:
     """WSL: backbone + WILDCAT on every training image's class label; writes theta0."""
     seed_everything(cfg.MYSEED)
-    model = build_model(cfg, data.n_classes, device, imagenet=True)
-    infer = inference(cfg, device)
+    model = build_model(cfg, data.n_classes, infer.device, imagenet=True)
     items = data.pool.items([(p, C.U, None) for p in range(len(data.pool))], with_masks=False)
     loss = HybridLoss(cfg.scale_cl, 0.0, 0.0, normalisation=cfg.seg_loss_normalisation, train_classifier=True)
     best = BestModel(model)
-    stats = fit(model, items, loss, train_settings(cfg, data.pool.geometry.train_crop, segmentation=False), infer,
+    stats = fit(model, items, loss, train_settings(cfg, data.pool.geometry.train_crop, False, cfg.hflip, cfg.vflip), infer,
                 lambda m: validation_accuracy(m, data.valid, infer), best, cycle=0,
                 generator=cpu_generator(derived_seed(cfg.MYSEED, 0, 0, AUGMENT)), desc="WSL")
     clock.add("train", stats.train_seconds)
@@ -431,15 +462,14 @@ def stage1_round(cfg: Config, data: RunData, device: torch.device, clock: Clock,
     return RoundState(round=0, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset, n_train=len(data.pool),
                       labelled=[], selected=[], exhausted=True, theta0=str(theta0_path(cfg)),
                       best=BestEpoch(best.epoch, 0, best.score), metrics=metrics,
-                      history={"cycle0": {"loss": stats.losses, "valid": stats.valid_scores}})
+                      history={"cycle0": stats.curves()})
 
 
 def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: RunData, run: RunFolder, r: int,
-                 partial: Path, theta0: dict[str, Any], device: torch.device, clock: Clock, revealed: Revealed,
+                 partial: Path, theta0: dict[str, Any], infer: Inference, clock: Clock, revealed: Revealed,
                  regions: dict[str, torch.Tensor]) -> RoundState:
     """One round of a stage-2 method: Algorithm 1 of the paper, with Label_prop's second cycle.
     The oracle's masks are in `revealed` (a person's) or in the dataset (simulated)."""
-    infer = inference(cfg, device)
     pool = data.pool
     previous = run.read_state(r - 1) if r > 0 else None
     labelled = labelled_set(cfg, method, data, previous)
@@ -450,7 +480,7 @@ def stage2_round(cfg: Config, method: Method, strategy: Strategy | None, data: R
     pairs = dict(previous.pseudo_pairs) if previous else {}
     if method.pseudo_labels:
         with clock("pseudo_label"):
-            pairs = merge_pairs(pairs, pair_by_colour(cfg, data, labelled, device))
+            pairs = merge_pairs(pairs, pair_by_colour(cfg, data, labelled, infer.device))
 
     # Region-level annotation: the regions revealed so far, whose images train on partial masks.
     revealed_so_far = revealed_regions(previous)
@@ -653,14 +683,14 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
                       else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False,
                       ignore_unrevealed=cfg.annotation_unit == C.UNIT_REGION)
     stats = fit(model, data.pool.items(entries), loss,
-                train_settings(cfg, data.pool.geometry.train_crop, segmentation=True), infer,
+                train_settings(cfg, data.pool.geometry.train_crop, True, cfg.hflip, cfg.vflip), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
                 generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT, *extra)),
                 desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""),
                 loss_prediction=loss_prediction)
     clock.add("train", stats.train_seconds)
     clock.add("validate", stats.validate_seconds)
-    return model, best, {"loss": stats.losses, "valid": stats.valid_scores}
+    return model, best, stats.curves()
 
 
 def acquire(cfg: Config, strategy: Strategy, members: list[Any], data: RunData, infer: Any, candidates: list[str],

@@ -253,6 +253,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "step_size": _k(int, "mystep period in epochs", minimum=1),
         "gamma": _k(float, "mystep decay", minimum=0.0),
         "min_lr": _k(float, "mystep floor", minimum=0.0),
+        "grad_clip_norm": _k(float, "largest L2 norm of one step's gradient, longer ones are scaled down to it "
+                                    "(0: no clipping)", minimum=0.0),
     },
 }
 

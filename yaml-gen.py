@@ -133,6 +133,7 @@ BASE: dict[str, Any] = {
         "step_size": 100,
         "gamma": 0.9,
         "min_lr": 1e-7,
+        "grad_clip_norm": 5.0,
     },
     OVERRIDES_SECTION: {
         C.WSL: {"lr": 1e-4, "estimate_seg_thres": False, "estimate_pseg_thres": False},

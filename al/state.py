@@ -15,6 +15,8 @@ Layout of one fold's experiments:
         initial/to_annotate/              oracle files: the request for the initial labelled set
         round_001/...
         round_003.partial/     a round in progress; removed when the round is started again
+        failed.json            the round whose training diverged and stopped the run, with the error line
+                               (removed once that round finishes); the curve checks report it
 
 A round is written into `round_<r>.partial/` and renamed to `round_<r>/` once complete, so a
 round folder exists if and only if the round finished. Rerunning a finished round is a no-op;
@@ -40,6 +42,7 @@ from atomic_io import atomic_write_text
 from parseit import Config, resolve_path
 
 STATE_FILE = "state.json"
+FAILURE_FILE = "failed.json"
 MASKS_DIR = "pseudo_masks"
 ANNOTATIONS_DIR = "annotations"
 # Version 1: written before the strategy plug-ins (no "version" key, no best.member);
@@ -134,6 +137,9 @@ class RoundState:
     annotation_seconds: float | None = None                      # annotators' time so far, when every answer had one
     task: str = "joint"                                          # joint or classification
     stop_reason: str | None = None                               # classification: why the study stopped here
+    # Set when the round's bf16 training diverged and the round was run again from its start in fp32: the
+    # error line of the bf16 attempt (engine.train.TrainingError).
+    retried_fp32: str | None = None
     version: int = STATE_VERSION
 
     @property
@@ -204,6 +210,7 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
     "pixels_annotated": (int,), "n_pixels": (int,), "annotations": (dict,),
     "annotation_seconds": (float, int, type(None)), "task": (str,), "stop_reason": (str, type(None)),
+    "retried_fp32": (str, type(None)),
 }
 
 
@@ -293,12 +300,33 @@ class RunFolder:
             raise
 
     def finish_round(self, r: int, partial: Path, state: RoundState) -> None:
-        """Write the state last, then publish the folder with one rename."""
+        """Write the state last, then publish the folder with one rename; a failure of this round is resolved."""
         atomic_write_json(partial / STATE_FILE, state.to_json())
         final = self.round_dir(r)
         if final.exists():
             raise RunStateError(f"round {r} already finished in {self.root}: delete {final} to run it again")
         os.replace(partial, final)
+        failure = self.failure()
+        if failure is not None and failure[0] <= r:
+            (self.root / FAILURE_FILE).unlink()
+
+    def record_failure(self, r: int, reason: str) -> None:
+        """Round r stopped the run (its training diverged): kept until the round finishes, so that a study
+        that lost the run says so."""
+        atomic_write_json(self.root / FAILURE_FILE, {"round": r, "reason": reason})
+
+    def failure(self) -> tuple[int, str] | None:
+        """(round, error line) of the failure that stopped the run, or None."""
+        path = self.root / FAILURE_FILE
+        if not path.is_file():
+            return None
+        try:
+            payload = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("round"), int):
+            raise RunStateError(f"{path} is not a failure record: delete it (it only marks a diverged round)")
+        return payload["round"], str(payload.get("reason", ""))
 
     # Pseudo-masks and a person's masks -------------------------------------------------------------
     @staticmethod

@@ -38,7 +38,8 @@ from data.arrays import gather, read_arrays
 from data.folds import load_fold
 from data.records import DataError, Fold
 from engine.checkpoint import save_torch
-from engine.train import LossPredictionTraining, TrainSettings, diverged, lr_at
+from engine.context import train_settings
+from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path
@@ -144,11 +145,7 @@ class TrainSetup:
 
 
 def train_setup(cfg: Config, flip: bool, loss_prediction: bool) -> TrainSetup:
-    o = cfg.optimizer
-    settings = TrainSettings(epochs=cfg.max_epochs, batch_size=cfg.batch_size, lr=o.lr, momentum=o.momentum,
-                             nesterov=o.nesterov, dampening=o.dampening, weight_decay=o.weight_decay,
-                             scheduler=o.name_lr_scheduler, step_size=o.step_size, gamma=o.gamma, min_lr=o.min_lr,
-                             crop=0, hflip=flip, vflip=False, segmentation=False)
+    settings = train_settings(cfg, crop=0, segmentation=False, hflip=flip, vflip=False)
     ll4al = LossPredictionTraining(cfg.ll4al_weight, cfg.ll4al_margin, cfg.ll4al_detach_epoch) \
         if loss_prediction else None
     return TrainSetup(settings, cfg.classification.solver, cfg.classification.data_aug, flip, ll4al)
@@ -176,8 +173,8 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
             model.detach_taps = epoch >= ll4al.detach_epoch
         order = torch.randperm(n, generator=generator).to(labels.device)
         total = 0.0
-        for start in range(0, n, s.batch_size):
-            index = order[start:start + s.batch_size]
+        for first, last in batch_bounds(n, s.batch_size):
+            index = order[first:last]
             x = images[index]
             if setup.data_aug:
                 x = augmented(x, generator, setup.flip)
@@ -187,9 +184,10 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
             if out.predicted_loss is not None and ll4al is not None and ll4al.weight > 0:
                 loss = loss + ll4al.weight * margin_ranking_loss(out.predicted_loss, per_sample.detach(), ll4al.margin)
             if not torch.isfinite(loss):
-                raise diverged(desc, loss.item(), epoch, s.lr)
+                raise diverged(desc, loss.item(), epoch, s)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            clip_gradient(params, s.grad_clip_norm)
             optimiser.step()
             total += float(loss.detach()) * len(index)
         losses.append(total / n)

@@ -79,10 +79,11 @@ def load_data(cfg: Config, device: torch.device) -> RunData:
                    test=EvalSet(decoded[C.TEST], geom, device, cfg.valid_batch_size))
 
 
-def train_settings(cfg: Config, crop: int, segmentation: bool) -> TrainSettings:
+def train_settings(cfg: Config, crop: int, segmentation: bool, hflip: bool, vflip: bool) -> TrainSettings:
+    """The optimiser, schedule and batch settings every task trains with (flips: the task's own keys)."""
     o = cfg.optimizer
     return TrainSettings(epochs=cfg.max_epochs, batch_size=cfg.batch_size, lr=o.lr, momentum=o.momentum,
                          nesterov=o.nesterov, dampening=o.dampening, weight_decay=o.weight_decay,
                          scheduler=o.name_lr_scheduler, step_size=o.step_size, gamma=o.gamma, min_lr=o.min_lr,
-                         crop=crop, hflip=cfg.hflip, vflip=cfg.vflip, segmentation=segmentation,
-                         progress=cfg.progress)
+                         crop=crop, hflip=hflip, vflip=vflip, segmentation=segmentation,
+                         progress=cfg.progress, grad_clip_norm=o.grad_clip_norm)

@@ -42,6 +42,7 @@ class TrainSettings:
     vflip: bool
     segmentation: bool      # False in stage 1: classification only, the segmentation head is skipped
     progress: bool = False
+    grad_clip_norm: float = 0.0   # largest L2 norm of one step's gradient (0: none)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,32 @@ def lr_at(settings: TrainSettings, epoch: int) -> float:
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch limits over n items; a trailing batch of one borrows an item from the one before,
-    since BatchNorm cannot train on a single sample (9 items, batch 8 -> 7 + 2)."""
-    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        (a, b), (_, d) = bounds[-2], bounds[-1]
-        bounds[-2:] = [(a, b - 1), (b - 1, d)]
-    return bounds
+    """Limits of the fewest batches of near-equal size (they differ by at most one) covering n items.
+
+    A small trailing batch (21 items, batch 20 -> 20 + 1, or 19 + 2) updates BatchNorm's running
+    statistics as often as a full one, always last in the epoch, and from a handful of values;
+    equal batches (11 + 10) do not. With batch_size >= 2 no batch holds a single item, so that
+    BatchNorm never trains on one sample: odd n at batch_size 2 gives one batch of 3.
+    """
+    if n < 1:
+        return []
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    count = -(-n // batch_size)
+    if batch_size >= 2 and n >= 2:
+        count = min(count, n // 2)
+    small, extra = divmod(n, count)
+    sizes = [small + 1] * extra + [small] * (count - extra)
+    ends = [sum(sizes[:k + 1]) for k in range(count)]
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def clip_gradient(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """The gradient's L2 norm before clipping (on the device); the gradient scaled down to max_norm when it is
+    longer (0: left as is). Caps the spikes of SGD at lr 0.1 (README, "Training that can be trusted")."""
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
 
 
 class BestModel:
@@ -101,15 +121,24 @@ class FitStats:
     images_seen: int = 0
     losses: list[float] = field(default_factory=list)
     valid_scores: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)    # per epoch, the largest step's gradient norm
+    logit_peaks: list[float] = field(default_factory=list)   # per epoch, the largest |mask logit| trained on
+
+    def curves(self) -> dict[str, list[float]]:
+        """The per-epoch history a round keeps in its state."""
+        return {"loss": self.losses, "valid": self.valid_scores, "grad_norm": self.grad_norms,
+                "logit_peak": self.logit_peaks}
 
 
 class TrainingError(RuntimeError):
     """Training diverged (a non-finite loss); the message names the round, epoch and likely cause."""
 
 
-def diverged(desc: str, loss: float, epoch: int, lr: float) -> TrainingError:
+def diverged(desc: str, loss: float, epoch: int, settings: TrainSettings) -> TrainingError:
+    clip = f"{settings.grad_clip_norm:g}" if settings.grad_clip_norm > 0 else "0, off"
     return TrainingError(f"{desc}: the training loss became {loss} at epoch {epoch}, so nothing of this round is "
-                         f"written: lower the learning rate (--lr, now {lr:g}) or check the data")
+                         f"written: lower the learning rate (--lr, now {settings.lr:g}) or the gradient clipping "
+                         f"norm (--grad_clip_norm, now {clip}), or check the data")
 
 
 def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: TrainSettings,
@@ -136,6 +165,7 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
         start = time.perf_counter()
         model.train()
         epoch_loss = torch.zeros((), device=device)
+        peaks = torch.zeros(2, device=device)   # gradient norm, |logit|: kept on the device until the epoch ends
         order = torch.randperm(n, generator=generator).tolist()
         for first, last in batch_bounds(n, settings.batch_size):
             idx = order[first:last]
@@ -157,6 +187,9 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
                 loss = loss + loss_prediction.weight * margin_ranking_loss(predicted, target, loss_prediction.margin)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            grad_norm = clip_gradient(params, settings.grad_clip_norm)
+            logit_peak = (scores if logits is None else logits).detach().abs().amax().float()
+            peaks = torch.maximum(peaks, torch.stack([grad_norm.to(device), logit_peak]))
             optimiser.step()
             epoch_loss += loss.detach() * len(idx)
         sync(device)
@@ -166,8 +199,11 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
         stats.train_seconds += middle - start
         stats.images_seen += n
         stats.losses.append(float(epoch_loss) / max(n, 1))
+        grad_peak, logit_peak = peaks.tolist()
+        stats.grad_norms.append(grad_peak)
+        stats.logit_peaks.append(logit_peak)
         if not math.isfinite(stats.losses[-1]):
-            raise diverged(desc, stats.losses[-1], epoch, settings.lr)
+            raise diverged(desc, stats.losses[-1], epoch, settings)
         stats.valid_scores.append(score)
         best.offer(model, score, epoch, cycle)
         bar.set_postfix(loss=f"{stats.losses[-1]:.4f}", valid=f"{score:.4f}", best=f"{best.score:.4f}")

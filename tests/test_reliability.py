@@ -4,6 +4,7 @@ training, damaged run folders, bad paths and seeds, two generated scripts at onc
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,6 +16,10 @@ import torch
 from synthetic_runs import FOLD, TINY, run, states, tree
 
 import constants as C
+import main
+from al.state import BestEpoch, RoundState, RunFolder
+from engine.evaluate import Inference
+from engine.train import TrainingError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +97,54 @@ def test_a_diverged_round_stops_with_one_line_and_writes_nothing(exp_root: Path,
                     watch=exp_root / FOLD / "kept")
     assert "the training loss became" in line and "at epoch" in line and "--lr" in line
     assert not list((exp_root / FOLD / "diverged").glob("round_*"))
+    # The run folder says which round stopped it, so that the study's curve checks report the lost run.
+    assert RunFolder(exp_root / FOLD / "diverged").failure() == (0, line.removeprefix("error: "))
+
+
+def test_a_spike_that_diverged_without_clipping_trains_with_the_default_clipping(exp_root: Path,
+                                                                                 capsys: pytest.CaptureFixture) -> None:
+    # Found while investigating: at lr 4 a step's gradient spikes (norm 4e4), SGD with momentum overshoots and the
+    # loss becomes NaN in epoch 3; the default --grad_clip_norm (5) caps each step and the round finishes.
+    spiky = ("--al_type", "Random", "--al_it", "0", "--lr", "4", "--batch_size", "3", "--max_epochs", "5")
+    line = _refused(exp_root, capsys, *spiky, "--grad_clip_norm", "0", "--exp_id", "unclipped",
+                    watch=exp_root / FOLD / "kept")
+    assert "the training loss became nan" in line and "--grad_clip_norm, now 0, off" in line
+    run(exp_root, *spiky, "--exp_id", "clipped")
+    (state,) = states(exp_root, "clipped")
+    assert max(state["history"]["cycle0"]["grad_norm"]) > 5   # the spike happened, and was capped
+    assert all(math.isfinite(x) for x in state["history"]["cycle0"]["loss"])
+
+
+def test_a_diverged_bf16_round_runs_again_in_fp32_and_records_it(tmp_path: Path) -> None:
+    calls = []
+
+    def attempt(infer: Inference, retried: str | None) -> str:
+        calls.append((infer.bf16, retried))
+        if infer.bf16:
+            raise TrainingError("Random r0 c0: the training loss became nan at epoch 26")
+        return "finished"
+
+    with RunFolder(tmp_path / "run") as run:
+        assert main.with_fp32_retry(attempt, Inference(torch.device("cuda"), bf16=True), run, 0) == "finished"
+        assert calls == [(True, None), (False, "Random r0 c0: the training loss became nan at epoch 26")]
+        assert run.failure() is None
+
+
+def test_a_divergence_without_bf16_stops_the_run_and_finishing_the_round_clears_it(tmp_path: Path) -> None:
+    def attempt(infer: Inference, retried: str | None) -> str:
+        raise TrainingError(f"diverged (bf16 {infer.bf16})")
+
+    with RunFolder(tmp_path / "run") as run:
+        for infer, last in ((Inference(torch.device("cpu"), bf16=True), "diverged (bf16 True)"),   # bf16 is CUDA only
+                            (Inference(torch.device("cuda"), bf16=True), "diverged (bf16 False)")):  # fp32 retry too
+            with pytest.raises(TrainingError):
+                main.with_fp32_retry(attempt, infer, run, 2)
+            assert run.failure() == (2, last)
+        partial = run.begin_round(2)
+        run.finish_round(2, partial, RoundState(round=2, method="Random", seed=0, dataset="synthetic", n_train=4,
+                                                labelled=[], selected=[], exhausted=False,
+                                                best=BestEpoch(0, 0, 0.0), metrics={}, history={}))
+        assert run.failure() is None
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])

@@ -1,0 +1,1 @@
+"""Curves, tables and checks of finished active-learning runs (plot_active_learning_curves.py)."""
