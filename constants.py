@@ -38,7 +38,7 @@ IGNORE = 255
 # Region budget: as many regions, or as many pixels, as the images a round of image-level AL picks.
 REGION_BUDGET_UNITS = ("regions", "pixels")
 
-# Who answers the oracle's requests: the dataset's own masks, or a person through files (al/oracle.py).
+# Who answers the oracle's requests: the dataset's own masks, or a person through files (oracles/).
 ORACLE_SIMULATED = "simulated"
 ORACLE_FILES = "files"
 ORACLES = (ORACLE_SIMULATED, ORACLE_FILES)
@@ -63,7 +63,12 @@ CIFAR10 = "cifar10"
 MNIST = "mnist"
 EMNIST = "emnist"
 CLASSIFICATION_DATASETS = (DIGITS, CIFAR10, MNIST, EMNIST)
-DATASETS = (SYNTHETIC, GLAS, CUB, PH2, OXFORD_FLOWERS, GENERIC, *CLASSIFICATION_DATASETS)
+# Multi-class semantic segmentation datasets (data/segmentation.py): label maps of K classes.
+SCENES = "scenes"
+CITYSCAPES = "cityscapes"
+VOC = "voc"
+SEGMENTATION_DATASETS = (SCENES, CITYSCAPES, VOC)
+DATASETS = (SYNTHETIC, GLAS, CUB, PH2, OXFORD_FLOWERS, GENERIC, *CLASSIFICATION_DATASETS, *SEGMENTATION_DATASETS)
 # The original's spellings of dataset names (and of their YAML files).
 DATASET_ALIASES = {"Caltech-UCSD-Birds-200-2011": CUB, "Oxford-flowers-102": OXFORD_FLOWERS}
 
@@ -104,16 +109,21 @@ PADDING_MODES = ("reflect", "constant", "replicate")
 # Devices.
 DEVICES = ("auto", "cpu", "cuda")
 
-# Tasks: joint classification and segmentation (masks from the oracle), or classification (class
-# labels from the oracle; strategies score class-probability vectors and features).
+# Tasks: joint classification and segmentation (masks from the oracle), classification (class
+# labels from the oracle; strategies score class-probability vectors and features), or multi-class
+# semantic segmentation (K-class label maps from the oracle, no image label).
 TASK_JOINT = "joint"
 TASK_CLASSIFICATION = "classification"
-TASKS = (TASK_JOINT, TASK_CLASSIFICATION)
+TASK_SEGMENTATION = "segmentation"
+TASKS = (TASK_JOINT, TASK_CLASSIFICATION, TASK_SEGMENTATION)
 # The original's configuration files name the joint task this way.
 TASK_ALIASES = {"SEGMENTATION": TASK_JOINT}
 # Methods of the classification task (WSL and Label_prop need masks); Full_sup labels the whole pool.
 CLASSIFICATION_METHODS = (FULL_SUP, RANDOM, LEAST_CONFIDENCE, MARGIN, ENTROPY, MC_DROPOUT, MC_ENTROPY, MC_BALD,
                           ENSEMBLE, CORESET, HU, HU_KNN, LL4AL, DAL)
+# Methods of the segmentation task: strategies over per-pixel class distributions and pooled features.
+SEGMENTATION_METHODS = (FULL_SUP, RANDOM, ENTROPY, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, MC_DROPOUT, ENSEMBLE,
+                        CORESET)
 # Why a classification study stopped (RoundState.stop_reason).
 STOP_PATIENCE = "patience"
 STOP_EXHAUSTED = "pool exhausted"

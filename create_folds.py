@@ -5,9 +5,12 @@
     python create_folds.py --dataset glas --from_original <paper repo>/folds/glas
     python create_folds.py --dataset digits
     python create_folds.py --dataset cifar10 --data_root ../shared/data/cifar10
+    python create_folds.py --dataset scenes --data_root datasets/scenes
+    python create_folds.py --dataset cityscapes --data_root datasets/cityscapes
 
 For `synthetic`, a missing set is first generated into --data_root with generate_synthetic's
-defaults (seed 0, 40 images per class, 80x80 pixels, 3 classes). --from_original converts the
+defaults (seed 0, 40 images per class, 80x80 pixels, 3 classes); `scenes` likewise (seed 0, 120
+images of 64x64 pixels, data/scenes.py). --from_original converts the
 paper's own fold CSVs instead of drawing new folds. `digits` ships with scikit-learn and needs
 no --data_root (one given is ignored).
 """
@@ -18,10 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from constants import DATASETS, DIGITS, SYNTHETIC
+from constants import DATASETS, DIGITS, SCENES, SYNTHETIC
 from data.folds import import_original_folds, load_fold, make_folds, write_folds
 from data.readers import read_listing
 from data.records import DataError
+from data.scenes import LISTING, generate_scenes
 from data.synthetic import generate_synthetic
 
 DEFAULT_FOLDS = Path(__file__).resolve().parent / "folds"
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.dataset == SYNTHETIC and not (args.data_root / "labels.csv").is_file():
                 generate_synthetic(args.data_root)
+            if args.dataset == SCENES and not (args.data_root / LISTING).is_file():
+                generate_scenes(args.data_root)
             listing = read_listing(args.dataset, args.data_root)
             folds = make_folds(listing, args.seed, args.nbr_splits, args.nbr_folds,
                                args.valid_ratio, args.test_ratio)

@@ -110,7 +110,7 @@ def seed_block(dataset: str, method: str, seed: int, rounds: int, extras: Sequen
     first, last = spans[-1]
     cfg = resolve(dataset, method, seed, first, run_id, extras, last)
     lines = [f"# {method} seed {seed}: {n_rounds} round(s), run folder exp_id {run_id}"]
-    if method != C.WSL and cfg.task == C.TASK_JOINT:  # the classification task has no stage 1
+    if method != C.WSL and cfg.task == C.TASK_JOINT:  # the other tasks have no stage 1
         wsl_id = exp_id(C.WSL, seed, tag)
         resolve(dataset, C.WSL, seed, 0, wsl_id, extras)
         theta0 = shlex.quote(script_path_text(theta0_path(cfg)))

@@ -106,7 +106,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "progress": _k(bool, "progress bars on long work"),
         # Data
         "task": _k(str, "joint: class labels for all, masks from the oracle; classification: class labels from "
-                    "the oracle (keys of the other task are not in the file)", choices=C.TASKS),
+                    "the oracle; segmentation: K-class label maps from the oracle (keys of the other tasks are not "
+                    "in the file)", choices=C.TASKS),
         "dataset": _k(str, "dataset name (reader and folds)", choices=C.DATASETS),
         "data_root": _k(str, "dataset root folder in its official layout (relative paths: from the repository)"),
         "fold_folder": _k(str, "folder holding folds/<dataset>/split_<s>/fold_<f>/ (relative: from the repository)"),
@@ -166,7 +167,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "superpixel_method": _k(str, "region unit: SLIC, or watershed on the Sobel gradient (strategies.md 10)",
                                 choices=C.SUPERPIXEL_METHODS),
         "region_budget": _k(str, "region unit: each round reveals as many regions (regions_per_image x the images "
-                            "of p_samples) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
+                            "image-level AL picks: p_samples, or seg_n_new) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
         "oracle": _k(str, "who answers the requests: the dataset's masks (simulated), or a person through files "
                      "(each round writes round_<r>/to_annotate/ and the next one reads the answers)",
                      choices=C.ORACLES),
@@ -242,6 +243,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "init_sampling_seed": _k(int, "seed of the n_start draw (null: MYSEED)", nullable=True, minimum=0,
                                  maximum=MAX_SEED),
     },
+    "segmentation": {
+        "seg_model": _k(str, "unet (a small U-Net for CPU runs) or a torchvision segmentation model by name "
+                        "(deeplabv3_resnet50, deeplabv3_mobilenet_v3_large, fcn_resnet50, lraspp_mobilenet_v3_large, ...)"),
+        "seg_width": _k(int, "unet: base width (widths w, 2w, 4w)", minimum=1),
+        "seg_dropout": _k(float, "unet: dropout before the per-pixel classifier (MC strategies need > 0)",
+                          minimum=0.0, maximum=0.99),
+        "seg_weights_path": _k(str, "torchvision models: a local state dict to start from (never downloaded; "
+                                "null: random weights)", nullable=True),
+        "image_height": _k(int, "every image and label map is resized to this height (labels: nearest)", minimum=16),
+        "image_width": _k(int, "every image and label map is resized to this width", minimum=16),
+        "seg_hflip": _k(bool, "random horizontal flips of the training images and their label maps"),
+        "seg_n_start": _k(int, "images labelled at random before round 0", minimum=1),
+        "seg_n_new": _k(int, "images the oracle labels per round (plain top-k: there is no image label)", minimum=1),
+    },
     "optimizer": {
         "lr": _k(float, "learning rate", minimum=0.0),
         "momentum": _k(float, "SGD momentum", minimum=0.0),
@@ -274,7 +289,7 @@ LEAVES = _leaf_index()
 # the `classification` section to the classification task: a file holds its task's keys only.
 SHARED_KEYS = frozenset({
     "al_type", "al_it", "al_it_end", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
-    "device", "deterministic", "amp_bf16", "channels_last", "progress", "task", "dataset", "data_root",
+    "device", "deterministic", "amp_bf16", "channels_last", "progress", "task", "dataset", "data_root", "oracle",
     "fold_folder", "split", "fold", "mcdropout_t", "mc_score", "ensemble_size", "ensemble_score", "coreset_chunk",
     "hu_ridge", "hu_pca_dim", "hu_pca_search", "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class",
     "ll4al_width", "ll4al_margin", "ll4al_weight", "ll4al_detach_epoch", "ll4al_subset", "dal_sub_batches",
@@ -284,15 +299,39 @@ SHARED_KEYS = frozenset({
 })
 
 
-def key_task(path: str) -> str | None:
-    """The task a dotted key belongs to; None for the keys both tasks use."""
+# Sections that belong to one task; every other non-shared key is the joint task's.
+TASK_SECTIONS = {"classification": C.TASK_CLASSIFICATION, "segmentation": C.TASK_SEGMENTATION}
+
+
+# Shared keys of the strategies the segmentation task does not run (HU, LL4AL, DAL).
+NOT_SEGMENTATION_KEYS = frozenset(key for key in SHARED_KEYS if key.startswith(("hu_", "ll4al_", "dal_")))
+
+
+# Keys of region-level annotation, which the tasks with label maps share.
+REGION_KEYS = frozenset({"annotation_unit", "regions_per_image", "superpixel_method", "region_budget"})
+
+
+def key_tasks(path: str) -> tuple[str, ...]:
+    """The tasks whose configurations hold a dotted key."""
+    if path in REGION_KEYS:
+        return C.TASK_JOINT, C.TASK_SEGMENTATION
     if path in SHARED_KEYS:
-        return None
-    return C.TASK_CLASSIFICATION if path.startswith("classification" + SEPARATOR) else C.TASK_JOINT
+        return tuple(t for t in C.TASKS if not (t == C.TASK_SEGMENTATION and path in NOT_SEGMENTATION_KEYS))
+    return (TASK_SECTIONS.get(path.partition(SEPARATOR)[0] if SEPARATOR in path else "", C.TASK_JOINT),)
 
 
-def _other_task(task: str) -> str:
-    return C.TASK_JOINT if task == C.TASK_CLASSIFICATION else C.TASK_CLASSIFICATION
+def accepts(task: str, path: str) -> bool:
+    return task in key_tasks(path)
+
+
+def key_task(path: str) -> str | None:
+    """The task(s) a dotted key belongs to, in words; None for the keys every task uses."""
+    tasks = key_tasks(path)
+    return None if len(tasks) == len(C.TASKS) else " and ".join(tasks)
+
+
+def _section_task(section: str) -> str:
+    return key_task(f"{section}{SEPARATOR}{next(iter(SCHEMA[section]))}") or C.TASK_JOINT
 
 
 def key_spec(path: str) -> Key:
@@ -491,11 +530,11 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
     ignored: list[str] = []
     for section, keys in SCHEMA.items():
         block = raw if not section else raw.get(section)
-        wanted = [name for name in keys if key_task(f"{section}{SEPARATOR}{name}" if section else name)
-                  in (None, task or C.TASK_JOINT)]
+        wanted = [name for name in keys if accepts(task or C.TASK_JOINT, f"{section}{SEPARATOR}{name}" if section
+                                                   else name)]
         if not wanted:
             if block is not None:
-                raise ConfigError(f"{source}: section '{section}' belongs to the {_other_task(task or C.TASK_JOINT)} "
+                raise ConfigError(f"{source}: section '{section}' belongs to the {_section_task(section)} "
                                   f"task and this file's task is {task or C.TASK_JOINT}: remove it")
             continue
         if not isinstance(block, dict):
@@ -540,7 +579,7 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
 
 def _check_task_key(path: str, task: str, where: str, fix: str) -> None:
     owner = key_task(path)
-    if owner not in (None, task):
+    if not accepts(task, path):
         raise ConfigError(f"{where} applies to the {owner} task only and the configuration's task is {task}: {fix}")
 
 
@@ -593,6 +632,20 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if method in C.MC_METHODS and data["mcdropout_t"] < 1:
         raise ConfigError(f"{method} needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
                           "pass --mcdropout_t 50")
+    if accepts(data["task"], "hu_ridge"):
+        _check_strategy_keys(data)
+    if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
+        raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
+    if data["debug_subfolder"] and not all(_safe_name(part) for part in data["debug_subfolder"].split("/")):
+        raise ConfigError(f"debug_subfolder '{data['debug_subfolder']}' must be a relative path of names made of "
+                          "letters, digits and . _ - (no '..', no leading '/'): choose another")
+    {C.TASK_CLASSIFICATION: _check_classification, C.TASK_SEGMENTATION: _check_segmentation}.get(
+        data["task"], _check_joint)(data)
+
+
+def _check_strategy_keys(data: dict[str, Any]) -> None:
+    """The keys of HU, LL4AL and DAL (tasks that run them)."""
+    method = data["al_type"]
     if data["hu_ridge"] <= 0:
         raise ConfigError(f"hu_ridge must be > 0 (a singular class covariance cannot be inverted), got "
                           f"{data['hu_ridge']:g}: pass --hu_ridge 1e-6")
@@ -607,22 +660,42 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if data["hu_pca_search"] and data["hu_pca_dim"] < 1:
         raise ConfigError(f"hu_pca_search searches the PCA size in steps of hu_pca_dim, got hu_pca_dim "
                           f"{data['hu_pca_dim']}: pass --hu_pca_dim 1")
-    if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
-        raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
-    if data["debug_subfolder"] and not all(_safe_name(part) for part in data["debug_subfolder"].split("/")):
-        raise ConfigError(f"debug_subfolder '{data['debug_subfolder']}' must be a relative path of names made of "
-                          "letters, digits and . _ - (no '..', no leading '/'): choose another")
-    if data["task"] == C.TASK_CLASSIFICATION:
-        _check_classification(data)
-    else:
-        _check_joint(data)
+
+
+def _check_other_task(data: dict[str, Any], methods: Sequence[str], datasets: Sequence[str]) -> None:
+    """What the classification and segmentation tasks share: their methods, datasets and the simulated oracle."""
+    method, task = data["al_type"], data["task"]
+    if method not in methods:
+        why = "needs image-level class labels and binary masks, so it runs on the joint task only" \
+            if method in (C.WSL, C.LABEL_PROP) else f"does not run on the {task} task"
+        raise ConfigError(f"{method} {why}: use one of {', '.join(methods)} with the {task} task")
+    if data["dataset"] not in datasets:
+        raise ConfigError(f"dataset {data['dataset']} has no {task} labels: use one of {', '.join(datasets)} "
+                          f"(or another --yaml)")
+    if data["oracle"] != C.ORACLE_SIMULATED:
+        raise ConfigError(f"the {task} task has no person oracle yet: pass --oracle {C.ORACLE_SIMULATED}")
+
+
+def _check_regions(data: dict[str, Any]) -> None:
+    method = data["al_type"]
+    if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
+            and method not in C.SINGLE_ROUND_METHODS):
+        raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
+                          f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
+
+
+def _check_segmentation(data: dict[str, Any]) -> None:
+    _check_other_task(data, C.SEGMENTATION_METHODS, C.SEGMENTATION_DATASETS)
+    _check_regions(data)
+    s = data["segmentation"]
+    if data["al_type"] in C.MC_METHODS and s["seg_dropout"] <= 0:
+        raise ConfigError(f"{data['al_type']} samples dropout masks but segmentation.seg_dropout is "
+                          f"{s['seg_dropout']:g}: pass --seg_dropout 0.2")
 
 
 def _check_classification(data: dict[str, Any]) -> None:
     method = data["al_type"]
-    if method not in C.CLASSIFICATION_METHODS:
-        raise ConfigError(f"{method} needs masks, so it runs on the joint task only: use one of "
-                          f"{', '.join(C.CLASSIFICATION_METHODS)} with the classification task")
+    _check_other_task(data, C.CLASSIFICATION_METHODS, C.CLASSIFICATION_DATASETS)
     if method in C.MC_METHODS and data["classification"]["head_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but classification.head_dropout is "
                           f"{data['classification']['head_dropout']:g}: pass --head_dropout 0.3")
@@ -630,15 +703,15 @@ def _check_classification(data: dict[str, Any]) -> None:
 
 def _check_joint(data: dict[str, Any]) -> None:
     method = data["al_type"]
+    if data["dataset"] in (*C.CLASSIFICATION_DATASETS, *C.SEGMENTATION_DATASETS):
+        raise ConfigError(f"dataset {data['dataset']} has no binary masks for the joint task: pass --yaml with a "
+                          "configuration of its task")
     if method == C.WSL and data["estimate_seg_thres"]:
         raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
     if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
                           f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
-    if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
-            and method not in C.SINGLE_ROUND_METHODS):
-        raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
-                          f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
+    _check_regions(data)
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
     if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
@@ -700,12 +773,17 @@ def summary(cfg: Config) -> str:
             f"round {cfg.al_it}{'' if cfg.al_it_end is None else f'..{cfg.al_it_end}'} of {cfg.max_al_its}\n")
     solver = cfg.classification.solver if cfg.task == C.TASK_CLASSIFICATION else "sgd"
     optimiser = f"{solver.upper() if solver == 'sgd' else 'Adam'} lr {o.lr:g} ({o.name_lr_scheduler} {o.step_size}/{o.gamma:g})"
+    tail = (f"batch {cfg.batch_size} | epochs {cfg.max_epochs} | {optimiser}\n"
+            f"  device {cfg.device} | deterministic {cfg.deterministic}")
     if cfg.task == C.TASK_CLASSIFICATION:
         k = cfg.classification
         return (head + f"  classification | {k.model}{' ImageNet' if k.pretrained else ''} "
-                f"dropout {k.head_dropout:g} | n_start {k.n_start}/class n_new {k.n_new} patience {k.patience} | batch {cfg.batch_size} | "
-                f"epochs {cfg.max_epochs} | {optimiser}\n"
-                f"  device {cfg.device} | deterministic {cfg.deterministic}")
+                f"dropout {k.head_dropout:g} | n_start {k.n_start}/class n_new {k.n_new} patience {k.patience} | "
+                + tail)
+    if cfg.task == C.TASK_SEGMENTATION:
+        s = cfg.segmentation
+        return (head + f"  segmentation | {s.seg_model} ({cfg.model.num_classes} classes) dropout {s.seg_dropout:g} | "
+                f"{s.image_height}x{s.image_width} px | n_start {s.seg_n_start} n_new {s.seg_n_new} | " + tail)
     m = cfg.model
     return (head + f"  data {cfg.data_root} | crop {cfg.crop_size} x{cfg.ratio_scale_patch} | batch {cfg.batch_size} | "
             f"epochs {cfg.max_epochs} | {optimiser}\n"

@@ -34,7 +34,7 @@ pixels annotated (regions revealed included; joint runs only); `seconds`, the an
 time, which only rounds answered through a Label Studio export record (lead_time), so every other
 method's run must have it in every round. `auto` (the default) is, for joint runs, `pixels` when some
 run annotates regions, else `images`; for classification runs, the number of labelled images.
-The AUC is the mean height of the test-Dice (classification: test-accuracy) curve, in %: over rounds
+The AUC is the mean height of the test-Dice (classification: test-accuracy; segmentation: test-mIoU) curve, in %: over rounds
 with unit spacing for images, pixels and labelled images (as the paper; rounds are the budget steps),
 and weighted by the seconds each round took for seconds (trapezoid over the seconds divided by the
 seconds spanned, per seed).
@@ -60,9 +60,9 @@ from al.state import RunStateError
 from parseit import REPO_ROOT, exit_on_error
 from report.aggregate import GROUP_BY, GROUP_METHOD, X_AUTO, X_AXES, MethodSummary
 from report.checks import DEFAULT_DROP_POINTS, checked_summaries
-from report.figures import acc_figure, dice_figure, pseudo_figure, save_figure, save_text
+from report.figures import pseudo_figure, save_figure, save_text, score_figure
 from report.loading import NoRunsError, load_runs
-from report.tables import _classification, auc_csv, auc_markdown, rounds_csv
+from report.tables import auc_csv, auc_markdown, rounds_csv
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,13 +77,11 @@ class _Parser(argparse.ArgumentParser):
 def write_outputs(summaries: Sequence[MethodSummary], dataset: str, out: Path) -> list[Path]:
     """Figures and tables of one dataset; returns the paths written."""
     written = []
-    classification = _classification(summaries)
-    fig, stem = (acc_figure(summaries, dataset), "acc-test") if classification else \
-        (dice_figure(summaries, dataset), "dice-test")
+    fig, stem = score_figure(summaries, dataset)
     for suffix in ("png", "pdf"):
         save_figure(fig, out / f"{dataset}-{stem}.{suffix}")
         written.append(out / f"{dataset}-{stem}.{suffix}")
-    if not classification and any(s.has_pseudo for s in summaries):
+    if any(s.has_pseudo for s in summaries):
         save_figure(pseudo_figure(summaries, dataset), out / f"{dataset}-pseudo-dice.png")
         written.append(out / f"{dataset}-pseudo-dice.png")
     for name, text in ((f"{dataset}-auc.md", auc_markdown(summaries, dataset)),

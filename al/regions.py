@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -167,13 +168,69 @@ def top_regions(image_ids: Sequence[str], regions: np.ndarray, scores: np.ndarra
     return [(str(image_ids[i]), int(regions[i])) for i in picked]
 
 
+def scored_regions(maps: Iterable[tuple[str, Tensor]], regions: dict[str, Tensor]
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Image id -> (mean pixel score of each of its regions, size of each region), from (id, (H, W) map) pairs."""
+    rows = {}
+    for u, pixel_map in maps:
+        labels = regions[u].to(pixel_map.device, torch.int64)
+        n = int(labels.max()) + 1
+        rows[u] = (region_means(pixel_map, labels, n).cpu().numpy(), region_sizes(labels, n).cpu().numpy())
+    return rows
+
+
+def random_regions(ids: Iterable[str], regions: dict[str, Tensor], rng: np.random.Generator
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The same rows with a uniform random score per region (Random), drawn image by image in id order."""
+    rows = {}
+    for u in sorted(ids):
+        labels = regions[u].to(torch.int64)
+        n = int(labels.max()) + 1
+        rows[u] = (rng.random(n), region_sizes(labels, n).numpy())
+    return rows
+
+
+@dataclass
+class RegionPick:
+    regions: dict[str, list[int]]   # image id -> regions the oracle reveals next
+    scores: dict[str, float]        # image id -> highest score among its candidate regions
+    exhausted: bool                 # no unrevealed region is left after this pick
+
+
+def pick_regions(rows: dict[str, tuple[np.ndarray, np.ndarray]], revealed: dict[str, set[int]], budget: int,
+                 unit: str) -> RegionPick:
+    """The top unrevealed regions of `rows` (image id -> (mean score per region, size per region)) under the
+    budget (top_regions)."""
+    ids, index, values, sizes = [], [], [], []
+    for u in sorted(rows):
+        means, counts = rows[u]
+        for k in range(len(means)):
+            if k not in revealed.get(u, ()):
+                ids.append(u)
+                index.append(k)
+                values.append(means[k])
+                sizes.append(counts[k])
+    picks = top_regions(ids, np.asarray(index), np.asarray(values), np.asarray(sizes), budget, unit)
+    picked: dict[str, list[int]] = {}
+    for u, k in picks:
+        picked.setdefault(u, []).append(int(k))
+    best = {u: float(rows[u][0][[k for k in range(len(rows[u][0])) if k not in revealed.get(u, ())]].max())
+            for u in rows if len(rows[u][0]) > len(revealed.get(u, ()))}
+    return RegionPick({u: sorted(k) for u, k in sorted(picked.items())}, best, exhausted=len(picks) == len(ids))
+
+
 def partial_mask(mask: Tensor, labels: Tensor, revealed: Collection[int]) -> Tensor:
     """uint8 mask equal to the (H, W) 0/1 true mask on the revealed regions and IGNORE elsewhere."""
-    if mask.shape != labels.shape:
-        raise ValueError(f"mask {tuple(mask.shape)} and labels {tuple(labels.shape)} differ in shape")
     if mask.numel() and int(mask.max()) > 1:
         raise ValueError(f"true mask must be 0/1, got a maximum of {int(mask.max())}")
-    wanted = torch.as_tensor(sorted(int(r) for r in revealed), dtype=torch.int64, device=mask.device)
-    keep = torch.isin(labels.to(device=mask.device, dtype=torch.int64), wanted)
-    ignore = torch.full_like(mask, IGNORE, dtype=torch.uint8)
-    return torch.where(keep, mask.to(torch.uint8), ignore)
+    return partial_label(mask, labels, revealed)
+
+
+def partial_label(label: Tensor, labels: Tensor, revealed: Collection[int]) -> Tensor:
+    """uint8 copy of the (H, W) label map (any classes) on the revealed regions and IGNORE elsewhere."""
+    if label.shape != labels.shape:
+        raise ValueError(f"mask {tuple(label.shape)} and labels {tuple(labels.shape)} differ in shape")
+    wanted = torch.as_tensor(sorted(int(r) for r in revealed), dtype=torch.int64, device=label.device)
+    keep = torch.isin(labels.to(device=label.device, dtype=torch.int64), wanted)
+    ignore = torch.full_like(label, IGNORE, dtype=torch.uint8)
+    return torch.where(keep, label.to(torch.uint8), ignore)

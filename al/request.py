@@ -39,6 +39,7 @@ from PIL import Image
 from al.brush_rle import encode as encode_rle
 from atomic_io import atomic_write_bytes, atomic_write_text
 
+REQUEST_DIR = "to_annotate"   # a round's request for its pick, in its round folder
 ANSWERS_DIR = "answers"
 FOREGROUND = "foreground"
 BRUSH_NAME = "mask"

@@ -29,6 +29,7 @@ from PIL import Image
 from constants import CLASSIFICATION_DATASETS, CUB, DATASETS, GENERIC, GLAS, OXFORD_FLOWERS, PH2, SYNTHETIC
 from data.arrays import array_listing
 from data.records import DataError, Listing, SampleRecord
+from data.segmentation import READERS as SEGMENTATION_READERS
 
 GLAS_CLASSES = ["benign", "malignant"]
 PH2_CLASSES = ["common_nevus", "atypical_nevus", "melanoma"]
@@ -389,6 +390,7 @@ def _read_generic(root: Path) -> Listing:
 
 
 _READERS: dict[str, Callable[[Path], Listing]] = {
+    **SEGMENTATION_READERS,
     GLAS: _read_glas,
     CUB: _read_cub,
     PH2: _read_ph2,

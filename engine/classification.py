@@ -13,8 +13,8 @@ and evaluation and scoring run in batches of valid_batch_size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from al.scores import CategoricalPassStats
 from al.strategies.base import (
@@ -36,9 +37,12 @@ from al.strategies.base import (
 )
 from data.arrays import gather, read_arrays
 from data.folds import load_fold
-from data.records import DataError, Fold
+from data.records import DataError
 from engine.checkpoint import save_torch
 from engine.context import train_settings
+from engine.evaluate import Inference
+from engine.resident import ResidentSet, ResidentSplits
+from engine.runtime import autocast
 from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
@@ -52,32 +56,8 @@ FLIPPABLE = ("cifar10",)
 
 
 @dataclass
-class ResidentSet:
-    """One subset on the device: uint8 images (N, 3, H, W) and int64 labels."""
-
-    ids: list[str]
-    images: Tensor
-    labels: Tensor
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def labels_np(self) -> np.ndarray:
-        return self.labels.cpu().numpy()
-
-
-@dataclass
-class ClassificationData:
-    fold: Fold
-    train: ResidentSet
-    valid: ResidentSet
-    test: ResidentSet
-    flippable: bool
-    position: dict[str, int] = field(init=False)   # train id -> row, built once
-
-    def __post_init__(self) -> None:
-        self.position = {i: k for k, i in enumerate(self.train.ids)}
+class ClassificationData(ResidentSplits):
+    flippable: bool = False   # random horizontal flips keep the images plausible
 
     @property
     def n_classes(self) -> int:
@@ -151,8 +131,18 @@ def train_setup(cfg: Config, flip: bool, loss_prediction: bool) -> TrainSetup:
     return TrainSetup(settings, cfg.classification.solver, cfg.classification.data_aug, flip, ll4al)
 
 
+def prepared(images: Tensor, infer: Inference | None) -> Tensor:
+    """Normalised inputs, in channels_last on CUDA when the run asks for it."""
+    x = normalised(images)
+    return x.contiguous(memory_format=torch.channels_last) if infer and infer.channels_last and x.is_cuda else x
+
+
+def _autocast(infer: Inference | None) -> AbstractContextManager:
+    return nullcontext() if infer is None else autocast(infer.device, infer.bf16)
+
+
 def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, generator: torch.Generator,
-          desc: str) -> list[float]:
+          desc: str, infer: Inference | None = None) -> list[float]:
     """Fit on (images, labels) for the settings' epochs; the mean loss of each epoch. A non-finite loss stops the
     round with one line (learning rate too high, usually) instead of writing NaN results."""
     s = setup.settings
@@ -166,7 +156,7 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
     losses = []
     model.train()
     ll4al = setup.loss_prediction
-    for epoch in range(s.epochs):
+    for epoch in tqdm(range(s.epochs), desc=desc, disable=None if s.progress else True, leave=False):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(s, epoch)
         if ll4al is not None:
@@ -178,11 +168,13 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
             x = images[index]
             if setup.data_aug:
                 x = augmented(x, generator, setup.flip)
-            out = model(normalised(x))
-            per_sample = F.cross_entropy(out.logits, labels[index], reduction="none")
+            with _autocast(infer):
+                out = model(prepared(x, infer))
+            per_sample = F.cross_entropy(out.logits.float(), labels[index], reduction="none")
             loss = per_sample.mean()
             if out.predicted_loss is not None and ll4al is not None and ll4al.weight > 0:
-                loss = loss + ll4al.weight * margin_ranking_loss(out.predicted_loss, per_sample.detach(), ll4al.margin)
+                loss = loss + ll4al.weight * margin_ranking_loss(out.predicted_loss.float(), per_sample.detach(),
+                                                                 ll4al.margin)
             if not torch.isfinite(loss):
                 raise diverged(desc, loss.item(), epoch, s)
             optimiser.zero_grad(set_to_none=True)
@@ -211,32 +203,35 @@ def _mode(model: Classifier, stochastic: bool) -> Iterator[None]:
 
 @torch.no_grad()
 def outputs(model: Classifier, subset: ResidentSet, positions: Sequence[int] | None, batch_size: int,
-            stochastic: bool = False) -> Iterator[tuple[slice, Any]]:
+            stochastic: bool = False, infer: Inference | None = None) -> Iterator[tuple[slice, Any]]:
     """(rows, model output) over `positions` (all by default) in batches, in eval mode (dropout on when
-    `stochastic`)."""
+    `stochastic`); bf16 and channels_last as `infer` says."""
     index = torch.arange(len(subset)) if positions is None else torch.as_tensor(list(positions), dtype=torch.long)
     with _mode(model, stochastic):
         for start in range(0, len(index), batch_size):
             rows = index[start:start + batch_size].to(subset.images.device)
-            yield slice(start, start + len(rows)), model(normalised(subset.images[rows]))
+            with _autocast(infer):
+                out = model(prepared(subset.images[rows], infer))
+            yield slice(start, start + len(rows)), out
 
 
 def probabilities(model: Classifier, subset: ResidentSet, positions: Sequence[int] | None, batch_size: int,
-                  stochastic: bool = False) -> Tensor:
+                  stochastic: bool = False, infer: Inference | None = None) -> Tensor:
     """(n, C) softmax outputs, on the device."""
     return torch.cat([out.logits.float().softmax(dim=1) for _, out in
-                      outputs(model, subset, positions, batch_size, stochastic)])
+                      outputs(model, subset, positions, batch_size, stochastic, infer)])
 
 
-def features(model: Classifier, subset: ResidentSet, positions: Sequence[int] | None, batch_size: int) -> Tensor:
+def features(model: Classifier, subset: ResidentSet, positions: Sequence[int] | None, batch_size: int,
+             infer: Inference | None = None) -> Tensor:
     """(n, D) float32 penultimate features, on the device."""
-    rows = [out.features.float() for _, out in outputs(model, subset, positions, batch_size)]
+    rows = [out.features.float() for _, out in outputs(model, subset, positions, batch_size, infer=infer)]
     return torch.cat(rows) if rows else torch.zeros(0, model.feature_dim, device=subset.images.device)
 
 
-def evaluate(model: Classifier, subset: ResidentSet, batch_size: int) -> dict[str, Any]:
+def evaluate(model: Classifier, subset: ResidentSet, batch_size: int, infer: Inference | None = None) -> dict[str, Any]:
     """Accuracy, per-class accuracy and confusion matrix (rows: true class, columns: predicted), in %."""
-    predicted = probabilities(model, subset, None, batch_size).argmax(dim=1).cpu().numpy()
+    predicted = probabilities(model, subset, None, batch_size, infer=infer).argmax(dim=1).cpu().numpy()
     truth = subset.labels_np
     n_classes = int(model.num_classes)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -249,33 +244,33 @@ def evaluate(model: Classifier, subset: ResidentSet, batch_size: int) -> dict[st
 
 def gather_evidence(strategy: Strategy, members: Sequence[Classifier], data: ClassificationData,
                     evidence: Evidence, positions: Sequence[int], labelled_positions: Sequence[int],
-                    batch_size: int, mc_seed: int) -> Evidence:
+                    batch_size: int, mc_seed: int, infer: Inference | None = None) -> Evidence:
     """Fill `evidence` with what the strategy declared, from the classifier(s) of the round."""
     model = members[0]
     needs = strategy.required()
     pool = data.train
     if PROBABILITIES in needs:
-        evidence.image_scores = strategy.pixel_scores(probabilities(model, pool, positions, batch_size)
+        evidence.image_scores = strategy.pixel_scores(probabilities(model, pool, positions, batch_size, infer=infer)
                                                       ).double().cpu().numpy()
     if MC_PASSES in needs:
         torch.manual_seed(mc_seed)
         stats = CategoricalPassStats()
         for _ in range(strategy.settings.mc_passes):
-            stats.update(probabilities(model, pool, positions, batch_size, stochastic=True))
+            stats.update(probabilities(model, pool, positions, batch_size, stochastic=True, infer=infer))
         evidence.image_scores = strategy.pass_scores(stats).cpu().numpy()
     if MEMBERS in needs:
         stats = CategoricalPassStats()
         for member in members:
-            stats.update(probabilities(member, pool, positions, batch_size))
+            stats.update(probabilities(member, pool, positions, batch_size, infer=infer))
         evidence.image_scores = strategy.pass_scores(stats).cpu().numpy()
     if LOSS_MODULE in needs:
         evidence.image_scores = torch.cat([out.predicted_loss.double() for _, out in
-                                           outputs(model, pool, positions, batch_size)]).cpu().numpy()
+                                           outputs(model, pool, positions, batch_size, infer=infer)]).cpu().numpy()
     if FEATURES in needs:
-        evidence.candidate_features = features(model, pool, positions, batch_size)
-        evidence.labelled_features = features(model, pool, labelled_positions, batch_size)
+        evidence.candidate_features = features(model, pool, positions, batch_size, infer)
+        evidence.labelled_features = features(model, pool, labelled_positions, batch_size, infer)
     if VALID_FEATURES in needs:
-        evidence.valid_features = features(model, data.valid, None, batch_size)
+        evidence.valid_features = features(model, data.valid, None, batch_size, infer)
         evidence.valid_labels = data.valid.labels_np
     return evidence
 

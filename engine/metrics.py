@@ -4,10 +4,15 @@ Every metric is computed per image and then averaged over the set (method-spec s
 Dice = 2|P∩G| / (|P| + |G| + 1e-8), so an empty prediction on an empty mask scores 0;
 mIoU = mean of the foreground and background IoU, each smoothed with +1.
 A pixel is foreground at threshold t when its probability is >= t.
+The segmentation task's multi-class metrics (confusion_matrix, segmentation_summary) are at the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -69,3 +74,27 @@ def best_threshold(miou_per_image: Tensor, thresholds: Tensor) -> tuple[float, f
     mean = miou_per_image.mean(0)
     best = int(torch.argmax(mean))
     return float(thresholds[best]), float(mean[best])
+
+
+# Multi-class semantic segmentation (the segmentation task): one confusion matrix over every pixel of a set,
+# as the Cityscapes and VOC benchmarks count it (not per image).
+
+def confusion_matrix(pred: Tensor, target: Tensor, n_classes: int, ignore: int) -> Tensor:
+    """(K, K) int64 pixel counts, rows the true class, columns the predicted one; `ignore` pixels left out."""
+    keep = target != ignore
+    t, p = target[keep].long(), pred[keep].long()
+    return torch.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def segmentation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """mIoU over the classes present in the labels or the predictions, per-class IoU (None when absent from
+    both) and pixel accuracy, in %."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = [100.0 * float(tp[k] / union[k]) if union[k] > 0 else None for k in range(len(classes))]
+    present = [v for v in iou if v is not None]
+    total = confusion.sum()
+    return {"miou": float(np.mean(present)) if present else None,
+            "pixel_acc": 100.0 * float(tp.sum() / total) if total else None,
+            "per_class_iou": dict(zip(classes, iou)), "n_pixels": int(total)}

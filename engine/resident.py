@@ -8,15 +8,46 @@ size together instead of running one image at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from data.decoded import DecodedSample
-from data.records import DataError
+from data.records import DataError, Fold
 from data.views import EvalGeometry, Geometry, eval_view, train_view
+
+
+@dataclass
+class ResidentSet:
+    """One subset on the device: uint8 images (N, 3, H, W) and their labels (int64 classes (N,), or uint8 label
+    maps (N, H, W) for the segmentation task)."""
+
+    ids: list[str]
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def labels_np(self) -> np.ndarray:
+        return self.labels.cpu().numpy()
+
+
+@dataclass
+class ResidentSplits:
+    """A fold's three subsets on the device."""
+
+    fold: Fold
+    train: ResidentSet
+    valid: ResidentSet
+    test: ResidentSet
+    position: dict[str, int] = field(init=False)   # train id -> row, built once
+
+    def __post_init__(self) -> None:
+        self.position = {i: k for k, i in enumerate(self.train.ids)}
 
 
 @dataclass

@@ -29,7 +29,8 @@ X_COLUMN = {X_IMAGES: "percent_labelled", X_PIXELS: "percent_pixels", X_SECONDS:
 X_LABEL = {X_IMAGES: "labelled training images (%)", X_PIXELS: "annotated training pixels (%)",
            X_SECONDS: "annotators' time (s)", X_LABELLED: "labelled images"}
 # The test metric drawn and integrated, per task: (metrics key, name in titles and tables).
-TASK_METRIC = {C.TASK_JOINT: ("dice_idx", "test Dice"), C.TASK_CLASSIFICATION: ("acc", "test accuracy")}
+TASK_METRIC = {C.TASK_JOINT: ("dice_idx", "test Dice"), C.TASK_CLASSIFICATION: ("acc", "test accuracy"),
+               C.TASK_SEGMENTATION: ("miou", "test mIoU")}
 # Runs named in full in an error line; more are counted.
 MAX_NAMED_RUNS = 5
 # --group_by: one curve per method (al_type, regions marked) or per run id less its seed (ablations).
@@ -115,6 +116,8 @@ class RoundRow:
     valid_acc: Stat = NO_STAT
     percent_labelled: Stat = NO_STAT
     percent_pixels: Stat = NO_STAT
+    test_score: Stat = NO_STAT    # the task's metric (TASK_METRIC): test Dice, accuracy or mIoU
+    valid_score: Stat = NO_STAT
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class MethodSummary:
     @property
     def classification(self) -> bool:
         return self.task == C.TASK_CLASSIFICATION
+
+    @property
+    def metric_name(self) -> str:
+        """The task's test metric in words ("test Dice", "test accuracy", "test mIoU")."""
+        return TASK_METRIC[self.task][1]
 
     @property
     def auc(self) -> Stat:
@@ -207,7 +215,7 @@ def dataset_task(runs: Sequence[Run]) -> str:
     tasks = {run.task for run in runs}
     if len(tasks) > 1:
         named = "; ".join(f"{task}: {next(str(r.folder) for r in runs if r.task == task)}" for task in sorted(tasks))
-        raise RunStateError(f"the runs mix the joint and classification tasks ({named}): "
+        raise RunStateError(f"the runs mix the {' and '.join(sorted(tasks, key=C.TASKS.index))} tasks ({named}): "
                             "choose one task's runs with --runs or --debug_subfolder")
     return tasks.pop() if tasks else C.TASK_JOINT
 
@@ -248,8 +256,9 @@ def x_axis(runs: Sequence[Run], x: str, task: str = C.TASK_JOINT) -> str:
     return x
 
 
-def _row(r: int, states: Sequence[RoundState], x: str) -> RoundRow:
+def _row(r: int, states: Sequence[RoundState], x: str, task: str) -> RoundRow:
     """Round r over the given seeds' states."""
+    key = TASK_METRIC[task][0]
     return RoundRow(
         round=r,
         n_labelled=mean_std(float(s.n_labelled) for s in states),
@@ -260,7 +269,9 @@ def _row(r: int, states: Sequence[RoundState], x: str) -> RoundRow:
         pseudo_dice=mean_std(s.metric("pseudo", "dice_idx") for s in states),
         valid_acc=mean_std(s.metric("valid", "acc") for s in states),
         percent_labelled=mean_std(s.percent_labelled for s in states),
-        percent_pixels=mean_std(s.percent_pixels for s in states))
+        percent_pixels=mean_std(s.percent_pixels for s in states),
+        test_score=mean_std(s.metric("test", key) for s in states),
+        valid_score=mean_std(s.metric("valid", key) for s in states))
 
 
 def seed_auc(run: Run, n: int | None, x: str) -> float:
@@ -285,9 +296,9 @@ def summarise_method(method: str, runs: Mapping[int, Run], x: str = X_IMAGES,
         return replace(summarise_classification(method, kept, x, notes), base_method=base if base != method else "")
     lengths = {s: len(r.states) for s, r in kept.items()}
     n = min(lengths.values())
-    rows = [_row(r, [run.states[r] for run in kept.values()], x) for r in range(n)]
+    rows = [_row(r, [run.states[r] for run in kept.values()], x, task) for r in range(n)]
     seed_aucs = tuple(seed_auc(run, n, x) for run in kept.values())
-    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x,
+    return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x, task=task,
                          base_method=base if base != method else "")
 
 
@@ -299,7 +310,8 @@ def summarise_classification(method: str, kept: Mapping[int, Run], x: str, notes
     notes += [f"{method} seed {s} has not stopped (last finished round r{run.states[-1].round}): its AUC "
               "covers the rounds it finished" for s, run in kept.items() if not run.states[-1].exhausted]
     n = max(len(run.states) for run in kept.values())
-    rows = [_row(r, [run.states[r] for run in kept.values() if r < len(run.states)], x) for r in range(n)]
+    rows = [_row(r, [run.states[r] for run in kept.values() if r < len(run.states)], x, C.TASK_CLASSIFICATION)
+            for r in range(n)]
     seed_aucs = tuple(seed_auc(run, None, x) for run in kept.values())
     return MethodSummary(method, tuple(kept), tuple(rows), seed_aucs, tuple(notes), x, task=C.TASK_CLASSIFICATION,
                          stops=tuple(run.stop for run in kept.values()),

@@ -17,8 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-import constants as C
-from report.aggregate import GROUP_METHOD, TASK_METRIC, X_AUTO, MethodSummary, Run, group_runs, summarise
+from report.aggregate import GROUP_METHOD, X_AUTO, MethodSummary, Run, group_runs, summarise
 
 DEFAULT_DROP_POINTS = 2.0
 DROP, DIVERGED, UNEVEN = "drop", "diverged", "uneven seeds"
@@ -36,8 +35,7 @@ class CurveWarning:
 
 def drops(summary: MethodSummary, points: float) -> list[CurveWarning]:
     """Rounds whose mean test metric is more than `points` below the round before, with more labels."""
-    stat, name = ("test_acc", TASK_METRIC[C.TASK_CLASSIFICATION][1]) if summary.classification else \
-        ("test_dice", TASK_METRIC[C.TASK_JOINT][1])
+    stat, name = "test_score", summary.metric_name
     out = []
     for before, after in pairwise(summary.rows):
         a, b = getattr(before, stat), getattr(after, stat)

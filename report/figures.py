@@ -12,6 +12,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+import constants as C
 from atomic_io import atomic_write, atomic_write_text
 from report.aggregate import X_LABEL, X_LABELLED, X_SECONDS, MethodSummary
 from report.tables import NOT_COMPARABLE, NOT_COMPARABLE_MARK, _axis, _name, _seed_count, auc_heading
@@ -103,6 +104,19 @@ def _mark_drops(ax: Any, summaries: Sequence[MethodSummary], stat: str) -> None:
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, linestyle="none", marker="v", markersize=9, markerfacecolor="none", markeredgecolor="red",
                 markeredgewidth=1.5, label="mean fell while labels grew")
+
+
+# Per task, the figure of its test metric: row field, axis label, file stem, and whether each round is drawn over
+# the seeds that ran it (classification seeds stop at different rounds).
+TASK_FIGURE = {C.TASK_JOINT: ("test_dice", "test Dice", "dice-test", False),
+               C.TASK_CLASSIFICATION: ("test_acc", "test accuracy", "acc-test", True),
+               C.TASK_SEGMENTATION: ("test_score", "test mIoU", "miou-test", False)}
+
+
+def score_figure(summaries: Sequence[MethodSummary], dataset: str) -> tuple[Figure, str]:
+    """The task's test metric against the summaries' axis, and the file stem it is saved under."""
+    stat, label, stem, all_seeds = TASK_FIGURE[summaries[0].task if summaries else C.TASK_JOINT]
+    return _test_figure(summaries, dataset, stat, label, all_seeds=all_seeds), stem
 
 
 def dice_figure(summaries: Sequence[MethodSummary], dataset: str) -> Figure:

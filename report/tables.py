@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import constants as C
 from report.aggregate import X_COLUMN, X_IMAGES, X_SECONDS, MethodSummary, Stat
 
 NOT_COMPARABLE_MARK = "†"
@@ -82,7 +83,8 @@ def auc_markdown(summaries: Sequence[MethodSummary], dataset: str) -> str:
                          f"{len(s.warnings)} |")
     else:
         over = f", over {rounds_span(k)}, which every method reached" if heading else ""
-        lines = [f"AUC of test Dice (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds{over}", "",
+        metric = summaries[0].metric_name if summaries else "test Dice"
+        lines = [f"AUC of {metric} (%) on {dataset}{weighted}: mean ± std (ddof 0) over seeds{over}", "",
                  f"| method | {auc_cols} | seeds | rounds | warnings |", f"|---{rule}|---|---|---|"]
         for s in summaries:
             aucs = f"{_stat(s.auc)} | {_stat(s.own_auc)}" if heading else _stat(s.auc)
@@ -144,8 +146,12 @@ def auc_csv(summaries: Sequence[MethodSummary]) -> str:
 
 
 def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
-    if _classification(summaries):
-        return _rounds_csv_classification(summaries)
+    task = summaries[0].task if summaries else C.TASK_JOINT
+    return {C.TASK_CLASSIFICATION: _rounds_csv_classification, C.TASK_SEGMENTATION: _rounds_csv_segmentation}.get(
+        task, _rounds_csv_joint)(summaries)
+
+
+def _rounds_csv_joint(summaries: Sequence[MethodSummary]) -> str:
     header = ["method", "round", "n_labelled", X_COLUMN[_axis(summaries)], "test_dice_mean", "test_dice_std",
               "valid_dice_mean", "valid_dice_std", "test_acc_mean", "test_acc_std", "pseudo_dice_mean",
               "pseudo_dice_std", "n_seeds"]
@@ -153,6 +159,16 @@ def rounds_csv(summaries: Sequence[MethodSummary]) -> str:
              _fmt(row.test_dice.std, 4), _fmt(row.valid_dice.mean, 4), _fmt(row.valid_dice.std, 4),
              _fmt(row.test_acc.mean, 4), _fmt(row.test_acc.std, 4), _fmt(row.pseudo_dice.mean, 4),
              _fmt(row.pseudo_dice.std, 4), row.test_dice.n]
+            for s in summaries for row in s.rows)
+    return _csv_text(header, rows)
+
+
+def _rounds_csv_segmentation(summaries: Sequence[MethodSummary]) -> str:
+    header = ["method", "round", "n_labelled", X_COLUMN[_axis(summaries)], "test_miou_mean", "test_miou_std",
+              "valid_miou_mean", "valid_miou_std", "n_seeds"]
+    rows = ([s.method, row.round, _fmt(row.n_labelled.mean, 1), _fmt(row.x.mean), _fmt(row.test_score.mean, 4),
+             _fmt(row.test_score.std, 4), _fmt(row.valid_score.mean, 4), _fmt(row.valid_score.std, 4),
+             row.test_score.n]
             for s in summaries for row in s.rows)
     return _csv_text(header, rows)
 

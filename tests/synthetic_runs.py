@@ -17,9 +17,9 @@ def run(exp_root: Path, *args: str) -> None:
     main.main([*TINY, "--exp_root", str(exp_root), *args])
 
 
-def states(exp_root: Path, exp_id: str) -> list[dict]:
+def states(exp_root: Path, exp_id: str, fold: Path = FOLD) -> list[dict]:
     """Every finished round's state.json of a run, without its wall-clock timings."""
-    folder = exp_root / FOLD / exp_id
+    folder = exp_root / fold / exp_id
     out = []
     for path in sorted(folder.glob("round_[0-9][0-9][0-9]/state.json")):
         state = json.loads(path.read_text())

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from engine.metrics import (
     best_threshold,
     confusion_counts,
+    confusion_matrix,
     dice,
     dice_from_counts,
     miou_from_counts,
+    segmentation_summary,
     sweep_thresholds,
 )
 
@@ -72,3 +75,41 @@ def test_the_sweep_and_its_ties() -> None:
     per_image = torch.tensor([[0.2, 0.8, 0.8, 0.1], [0.4, 0.6, 0.6, 0.9]], dtype=torch.float64)
     t = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     assert best_threshold(per_image, t) == (0.2, pytest.approx(0.7))   # 0.2 and 0.3 tie at 0.7: the lower wins
+
+
+# The segmentation task's multi-class metrics: one confusion matrix over every pixel of a set.
+
+def test_confusion_matrix_counts_pixels_and_leaves_out_the_ignored_ones() -> None:
+    truth = torch.tensor([[[0, 1, 2], [2, 255, 1]]])
+    pred = torch.tensor([[[0, 2, 2], [2, 0, 1]]])
+    confusion = confusion_matrix(pred, truth, 3, 255)
+    assert confusion.tolist() == [[1, 0, 0],    # the ignored pixel predicted 0 is not counted
+                                  [0, 1, 1],
+                                  [0, 0, 2]]
+
+
+def test_miou_and_pixel_accuracy_by_hand_with_an_absent_class() -> None:
+    confusion = np.array([[1, 0, 0, 0],
+                          [0, 1, 1, 0],
+                          [0, 0, 2, 0],
+                          [0, 0, 0, 0]])          # class 3: neither labelled nor predicted
+    out = segmentation_summary(confusion, ["bg", "a", "b", "c"])
+    # IoU: bg 1/1, a 1/(1+1), b 2/(2+1); c absent from both: left out of the mean, None per class.
+    assert out["per_class_iou"]["bg"] == pytest.approx(100.0)
+    assert out["per_class_iou"]["a"] == pytest.approx(50.0)
+    assert out["per_class_iou"]["b"] == pytest.approx(200 / 3)
+    assert out["per_class_iou"]["c"] is None
+    assert out["miou"] == pytest.approx((100 + 50 + 200 / 3) / 3)
+    assert out["pixel_acc"] == pytest.approx(100 * 4 / 5)
+    assert out["n_pixels"] == 5
+
+
+def test_a_class_only_predicted_counts_with_iou_zero() -> None:
+    out = segmentation_summary(np.array([[2, 1], [0, 0]]), ["bg", "fg"])
+    assert out["per_class_iou"] == {"bg": pytest.approx(200 / 3), "fg": 0.0}
+    assert out["miou"] == pytest.approx(100 / 3)
+
+
+def test_an_empty_set_has_no_metrics() -> None:
+    out = segmentation_summary(np.zeros((2, 2), dtype=np.int64), ["bg", "fg"])
+    assert out["miou"] is None and out["pixel_acc"] is None

@@ -10,8 +10,8 @@ import pytest
 import torch
 from synthetic_runs import run, states
 
-import main
 from al.state import RunFolder
+from tasks.joint import stage2
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,20 +80,20 @@ def test_every_method_of_a_seed_starts_from_the_same_l0(exp_root: Path, random_r
 
 def test_crash_mid_round_then_resume_gives_the_same_state(exp_root: Path, random_run: list[dict],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    real = main.acquire
+    real = stage2.acquire
 
     def crash_in_round_1(cfg, strategy, members, data, infer, candidates, labelled, r, clock):
         if r == 1:
             raise KeyboardInterrupt("simulated crash")
         return real(cfg, strategy, members, data, infer, candidates, labelled, r, clock)
 
-    monkeypatch.setattr(main, "acquire", crash_in_round_1)
+    monkeypatch.setattr(stage2, "acquire", crash_in_round_1)
     with pytest.raises(KeyboardInterrupt):
         run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     folder = exp_root / "synthetic" / "split_0-fold_0" / "rand-crash"
     assert (folder / "round_000" / "state.json").is_file()
     assert (folder / "round_001.partial").is_dir() and not (folder / "round_001").exists()
-    monkeypatch.setattr(main, "acquire", real)
+    monkeypatch.setattr(stage2, "acquire", real)
     run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     assert not (folder / "round_001.partial").exists()
     assert states(exp_root, "rand-crash") == random_run
