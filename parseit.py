@@ -121,6 +121,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                 minimum=0.05, maximum=4.0),
         "padding_ratio": _k(float, "padding added on each side, as a fraction of the side", minimum=0.0, maximum=0.5),
         "pad_eval": _k(bool, "pad evaluation images as training images are padded"),
+        "frozen_cache_gb": _k(float, "stage 2: memory (GiB, on the device) for the frozen backbone's outputs on "
+                              "evaluation images, computed once per theta0 and reused by every epoch and round (0: "
+                              "recompute them each time)", minimum=0.0),
         "padding_mode": _k(str, "padding mode", choices=C.PADDING_MODES),
         "scale_algo": _k(str, "resampling filter of the one-off image rescaling", choices=C.SCALE_ALGOS),
         "hflip": _k(bool, "random horizontal flips (image and mask together)"),
@@ -169,10 +172,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "region_budget": _k(str, "region unit: each round reveals as many regions (regions_per_image x the images "
                             "image-level AL picks: p_samples, or seg_n_new) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
         "oracle": _k(str, "who answers the requests: the dataset's masks (simulated), or a person through files "
-                     "(each round writes round_<r>/to_annotate/ and the next one reads the answers)",
+                     "(each round writes round_<r>/to_annotate/ and the next one reads the answers; joint and "
+                     "segmentation tasks)",
                      choices=C.ORACLES),
-        "oracle_answers": _k(str, "oracle files: a folder of <id>.png masks or a Label Studio JSON export with "
-                             "the answers to the request of the call's first round (empty: the request's answers/ folder)"),
+        "oracle_answers": _k(str, "oracle files: a folder of <id>.png masks (label maps for segmentation) or a "
+                             "Label Studio JSON export with the answers to the request of the call's first round (empty: the request's answers/ folder)"),
         "ll4al_width": _k(int, "LL4AL: width of the loss-prediction module's per-level layers", minimum=1),
         "ll4al_margin": _k(float, "LL4AL: margin of the pairwise ranking loss (> 0)", minimum=0.0),
         "ll4al_weight": _k(float, "LL4AL: weight of the ranking loss in the training loss (0: the module "
@@ -307,13 +311,14 @@ TASK_SECTIONS = {"classification": C.TASK_CLASSIFICATION, "segmentation": C.TASK
 NOT_SEGMENTATION_KEYS = frozenset(key for key in SHARED_KEYS if key.startswith(("hu_", "ll4al_", "dal_")))
 
 
-# Keys of region-level annotation, which the tasks with label maps share.
-REGION_KEYS = frozenset({"annotation_unit", "regions_per_image", "superpixel_method", "region_budget"})
+# Keys the tasks with pixel labels share: region-level annotation and a person's answers.
+PIXEL_LABEL_KEYS = frozenset({"annotation_unit", "regions_per_image", "superpixel_method", "region_budget",
+                              "oracle_answers"})
 
 
 def key_tasks(path: str) -> tuple[str, ...]:
     """The tasks whose configurations hold a dotted key."""
-    if path in REGION_KEYS:
+    if path in PIXEL_LABEL_KEYS:
         return C.TASK_JOINT, C.TASK_SEGMENTATION
     if path in SHARED_KEYS:
         return tuple(t for t in C.TASKS if not (t == C.TASK_SEGMENTATION and path in NOT_SEGMENTATION_KEYS))
@@ -663,7 +668,7 @@ def _check_strategy_keys(data: dict[str, Any]) -> None:
 
 
 def _check_other_task(data: dict[str, Any], methods: Sequence[str], datasets: Sequence[str]) -> None:
-    """What the classification and segmentation tasks share: their methods, datasets and the simulated oracle."""
+    """What the classification and segmentation tasks share: their methods and datasets."""
     method, task = data["al_type"], data["task"]
     if method not in methods:
         why = "needs image-level class labels and binary masks, so it runs on the joint task only" \
@@ -672,12 +677,14 @@ def _check_other_task(data: dict[str, Any], methods: Sequence[str], datasets: Se
     if data["dataset"] not in datasets:
         raise ConfigError(f"dataset {data['dataset']} has no {task} labels: use one of {', '.join(datasets)} "
                           f"(or another --yaml)")
-    if data["oracle"] != C.ORACLE_SIMULATED:
-        raise ConfigError(f"the {task} task has no person oracle yet: pass --oracle {C.ORACLE_SIMULATED}")
 
 
-def _check_regions(data: dict[str, Any]) -> None:
+def _check_pixel_labels(data: dict[str, Any]) -> None:
+    """Region-level annotation and a person's answers, for the tasks with pixel labels."""
     method = data["al_type"]
+    if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
+        raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle: "
+                          "add --oracle files, or drop --oracle_answers")
     if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
             and method not in C.SINGLE_ROUND_METHODS):
         raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
@@ -686,7 +693,7 @@ def _check_regions(data: dict[str, Any]) -> None:
 
 def _check_segmentation(data: dict[str, Any]) -> None:
     _check_other_task(data, C.SEGMENTATION_METHODS, C.SEGMENTATION_DATASETS)
-    _check_regions(data)
+    _check_pixel_labels(data)
     s = data["segmentation"]
     if data["al_type"] in C.MC_METHODS and s["seg_dropout"] <= 0:
         raise ConfigError(f"{data['al_type']} samples dropout masks but segmentation.seg_dropout is "
@@ -696,6 +703,8 @@ def _check_segmentation(data: dict[str, Any]) -> None:
 def _check_classification(data: dict[str, Any]) -> None:
     method = data["al_type"]
     _check_other_task(data, C.CLASSIFICATION_METHODS, C.CLASSIFICATION_DATASETS)
+    if data["oracle"] != C.ORACLE_SIMULATED:
+        raise ConfigError(f"the classification task has no person oracle yet: pass --oracle {C.ORACLE_SIMULATED}")
     if method in C.MC_METHODS and data["classification"]["head_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but classification.head_dropout is "
                           f"{data['classification']['head_dropout']:g}: pass --head_dropout 0.3")
@@ -711,12 +720,9 @@ def _check_joint(data: dict[str, Any]) -> None:
     if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
                           f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
-    _check_regions(data)
+    _check_pixel_labels(data)
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
-    if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
-        raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle: "
-                          "add --oracle files, or drop --oracle_answers")
 
 
 def _safe_name(text: str) -> bool:

@@ -11,6 +11,11 @@ Two forms are read:
   polygon results (points in % of the image) are filled; several results are united. A task whose
   annotation has no region is an image without foreground.
 
+With `classes` (the segmentation task's K classes) an answer is a label map instead: PNG values are
+class indices 0..K-1, or 255 for pixels left unlabelled (ignored); in an export each brush or polygon
+result names its class, later results are painted over earlier ones, and unpainted pixels are the
+class "background" when the dataset has one, else 255.
+
 Every picked id must be answered, no other id may be, and each mask must have its image's size.
 All problems are gathered and reported in one line (AnswerError); nothing is half-read.
 """
@@ -18,7 +23,7 @@ All problems are gathered and reported in one line (AnswerError); nothing is hal
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +32,12 @@ import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from al.brush_rle import decode as decode_rle
-from constants import SOURCE_FILE, SOURCE_LABEL_STUDIO
+from constants import IGNORE, SOURCE_FILE, SOURCE_LABEL_STUDIO
 
 # Brush alpha above this is foreground (Label Studio paints 255; soft edges stay below half).
 BRUSH_THRESHOLD = 127
+# The class that unpainted pixels of a K-class export belong to, when the dataset has it.
+BACKGROUND = "background"
 # Ids named in a message before "and N more".
 MAX_IDS_SHOWN = 5
 
@@ -41,7 +48,7 @@ class AnswerError(ValueError):
 
 @dataclass
 class Answer:
-    mask: np.ndarray           # (H, W) uint8 0/1
+    mask: np.ndarray           # (H, W) uint8 0/1, or class indices (255: unlabelled) with `classes`
     source: str                # constants.SOURCE_FILE or SOURCE_LABEL_STUDIO
     reference: str             # the PNG's path, or the Label Studio task and annotation ids
     lead_time: float | None    # seconds the annotator spent (Label Studio exports), None if unknown
@@ -54,14 +61,16 @@ def has_answers(source: Path) -> bool:
     return source.is_dir() and any(p.suffix.lower() == ".png" for p in source.iterdir())
 
 
-def read_answers(source: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
-    """The answer of every id in `ids` from a PNG folder or a Label Studio export; sizes are (H, W)."""
+def read_answers(source: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]],
+                 classes: Sequence[str] | None = None) -> dict[str, Answer]:
+    """The answer of every id in `ids` from a PNG folder or a Label Studio export; sizes are (H, W). With
+    `classes`, answers are label maps of those classes (binary masks otherwise)."""
     if source.is_dir():
-        return _read_folder(source, ids, sizes)
+        return _read_folder(source, ids, sizes, classes)
     if source.suffix.lower() != ".json":
         raise AnswerError(f"answers {source} are neither a folder of <id>.png masks nor a Label Studio JSON "
                           "export (.json): pass --oracle_answers with one of those")
-    return _read_label_studio(source, ids, sizes)
+    return _read_label_studio(source, ids, sizes, classes)
 
 
 def _listed(ids: Sequence[str]) -> str:
@@ -93,7 +102,8 @@ def _check_ids(problems: _Problems, given: Sequence[str], ids: Sequence[str], mi
         problems.add("not asked for", sample_id)
 
 
-def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
+def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]],
+                 classes: Sequence[str] | None) -> dict[str, Answer]:
     problems = _Problems(folder)
     files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".png" and p.is_file()}
     _check_ids(problems, list(files), ids, "<id>.png")
@@ -111,6 +121,12 @@ def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int
             problems.add(f"size differs from the image's (expected {_size(sizes[sample_id])})", sample_id)
             continue
         values = set(np.unique(grey).tolist())
+        if classes is not None:
+            if not values <= {*range(len(classes)), IGNORE}:
+                problems.add(f"values other than the class indices 0..{len(classes) - 1} and {IGNORE}", sample_id)
+                continue
+            answers[sample_id] = Answer(grey.astype(np.uint8), SOURCE_FILE, str(path), None)
+            continue
         if not (values <= {0, 255} or values <= {0, 1}):
             problems.add("non-binary (use only 0 and 255)", sample_id)
             continue
@@ -123,7 +139,8 @@ def _size(hw: tuple[int, int]) -> str:
     return f"{hw[1]}x{hw[0]} pixels"
 
 
-def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]]) -> dict[str, Answer]:
+def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]],
+                       classes: Sequence[str] | None) -> dict[str, Answer]:
     def malformed(problem: str) -> AnswerError:
         return AnswerError(f"{path} is not a Label Studio JSON export ({problem}): export the project again "
                            "with Export -> JSON")
@@ -151,7 +168,7 @@ def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple
     for sample_id in sorted(set(annotated) & set(ids)):
         task, annotation = by_id[sample_id], annotated[sample_id]
         try:
-            mask = _rasterise(annotation.get("result"), sizes[sample_id])
+            mask = _rasterise(annotation.get("result"), sizes[sample_id], classes)
         except _WrongSize:
             problems.add(f"size differs from the image's (expected {_size(sizes[sample_id])})", sample_id)
             continue
@@ -177,12 +194,29 @@ class _WrongSize(Exception):
     pass
 
 
-def _rasterise(results: Any, hw: tuple[int, int]) -> np.ndarray:
-    """The union of an annotation's brush and polygon regions as an (H, W) 0/1 mask."""
+def _rasterise(results: Any, hw: tuple[int, int], classes: Sequence[str] | None = None) -> np.ndarray:
+    """The union of an annotation's brush and polygon regions as an (H, W) 0/1 mask; with `classes`, the label
+    map they paint in order (unpainted: "background" when it is a class, else IGNORE)."""
     height, width = hw
     if not isinstance(results, list):
         raise TypeError("'result' is not a list")
+    if classes is not None:
+        unpainted = list(classes).index(BACKGROUND) if BACKGROUND in classes else IGNORE
+        labels = np.full((height, width), unpainted, dtype=np.uint8)
+        for result, region in _regions(results, height, width):
+            names = result["value"].get(result["type"], [])
+            if len(names) != 1 or names[0] not in classes:
+                raise ValueError(f"a region labelled {names}, expected one of the classes {', '.join(classes)}")
+            labels[region] = list(classes).index(names[0])
+        return labels
     mask = np.zeros((height, width), dtype=bool)
+    for _, region in _regions(results, height, width):
+        mask |= region
+    return mask.astype(np.uint8)
+
+
+def _regions(results: list, height: int, width: int) -> Iterator[tuple[dict, np.ndarray]]:
+    """(result, (H, W) bool region) of every brush and polygon result, in order."""
     for result in results:
         kind = result.get("type")
         if kind not in ("brushlabels", "polygonlabels"):
@@ -193,12 +227,11 @@ def _rasterise(results: Any, hw: tuple[int, int]) -> np.ndarray:
         if kind == "brushlabels":
             if value.get("format") != "rle":
                 raise ValueError(f"brush format {value.get('format')!r}, expected 'rle'")
-            mask |= decode_rle(value["rle"], height, width) > BRUSH_THRESHOLD
+            yield result, decode_rle(value["rle"], height, width) > BRUSH_THRESHOLD
         else:
             points = [(float(x) * width / 100, float(y) * height / 100) for x, y in value["points"]]
             if len(points) < 3:
                 raise ValueError("a polygon with fewer than 3 points")
             canvas = Image.new("L", (width, height), 0)
             ImageDraw.Draw(canvas).polygon(points, fill=1)
-            mask |= np.asarray(canvas, dtype=bool)
-    return mask.astype(np.uint8)
+            yield result, np.asarray(canvas, dtype=bool)

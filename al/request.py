@@ -5,14 +5,16 @@ A round's pick becomes files that an annotator can work from in the tool they al
     ranking.csv                 every candidate: id, image, rank, score, class, strategy, picked first
                                 (the per-image score file that annotation services ingest)
     label_studio_config.xml     labelling interface: brush and polygon for the class "foreground"
+                                (label maps: one label per class)
     label_studio_tasks.json     one task per picked image, with the model's mask as a brush
                                 pre-annotation (brush RLE) so that the annotator corrects it; the
                                 images are Label Studio local files relative to its document root
                                 (exp_root), shown once the project has a Local files storage on a
                                 folder above them (the run folder)
     images/<id>.png             the picked image
-    predictions/<id>.png        the model's mask (0/255)
+    predictions/<id>.png        the model's mask (0/255; label maps: one colour per class)
     heatmaps/<id>.png           the model's uncertainty: binary entropy of its foreground probability
+                                (label maps: the entropy of the class distribution, over log K)
     regions/<id>.png            region unit: the image with everything but the picked regions dimmed
     index.html                  a self-contained gallery of the picked images, ranked
     answers/                    where the next round looks for <id>.png masks by default
@@ -38,6 +40,7 @@ from PIL import Image
 
 from al.brush_rle import encode as encode_rle
 from atomic_io import atomic_write_bytes, atomic_write_text
+from constants import IGNORE as IGNORE_VALUE
 
 REQUEST_DIR = "to_annotate"   # a round's request for its pick, in its round folder
 ANSWERS_DIR = "answers"
@@ -50,17 +53,34 @@ THUMBNAIL_SIDE = 320
 # Brightness kept outside the picked regions in regions/<id>.png.
 DIMMED = 0.3
 
-LABEL_STUDIO_CONFIG = f"""<View>
-  <Header value="$sample_id (rank $rank): draw the {FOREGROUND}, correct the model's mask"/>
-  <Image name="{IMAGE_NAME}" value="$image" zoom="true"/>
-  <BrushLabels name="{BRUSH_NAME}" toName="{IMAGE_NAME}">
-    <Label value="{FOREGROUND}" background="#ff0000"/>
-  </BrushLabels>
-  <PolygonLabels name="{POLYGON_NAME}" toName="{IMAGE_NAME}" strokeWidth="2">
-    <Label value="{FOREGROUND}" background="#00a0ff"/>
-  </PolygonLabels>
-</View>
-"""
+
+
+def class_colours(n: int) -> np.ndarray:
+    """(n, 3) uint8 distinct colours of the classes of a label map (tab20, then repeated)."""
+    return (np.asarray(colormaps["tab20"].colors)[np.arange(n) % 20] * 255).round().astype(np.uint8)
+
+
+def label_studio_config(classes: Sequence[str] | None = None) -> str:
+    """The labelling interface: brush and polygon for the foreground, or one label per class of a label map."""
+    if classes is None:
+        header, brush, polygon = "draw the foreground, correct the model's mask", \
+            [(FOREGROUND, "#ff0000")], [(FOREGROUND, "#00a0ff")]
+    else:
+        header = "paint every class, correct the model's map (unpainted pixels: background, or unlabelled)"
+        brush = polygon = [(name, "#" + "".join(f"{int(v):02x}" for v in colour))
+                           for name, colour in zip(classes, class_colours(len(classes)))]
+
+    def labels(items: list[tuple[str, str]]) -> str:
+        return "".join(f'    <Label value="{html.escape(name)}" background="{colour}"/>\n' for name, colour in items)
+
+    return (f'<View>\n  <Header value="$sample_id (rank $rank): {header}"/>\n'
+            f'  <Image name="{IMAGE_NAME}" value="$image" zoom="true"/>\n'
+            f'  <BrushLabels name="{BRUSH_NAME}" toName="{IMAGE_NAME}">\n{labels(brush)}  </BrushLabels>\n'
+            f'  <PolygonLabels name="{POLYGON_NAME}" toName="{IMAGE_NAME}" strokeWidth="2">\n{labels(polygon)}'
+            "  </PolygonLabels>\n</View>\n")
+
+
+LABEL_STUDIO_CONFIG = label_studio_config()
 
 
 @dataclass
@@ -69,7 +89,7 @@ class RankedCandidate:
 
     id: str
     image: str                # the image's path as the fold lists it (relative to the data root)
-    label: str                # class name
+    label: str                # class name ("" where images have no class, e.g. label maps)
     score: float | None       # the strategy's score (None: the strategy does not score, e.g. Random)
     picked: bool
 
@@ -80,9 +100,10 @@ class PickedImage:
 
     id: str
     image: np.ndarray                    # (H, W, 3) uint8
-    prediction: np.ndarray | None        # (H, W) 0/1, the model's mask
-    probability: np.ndarray | None       # (H, W) float foreground probability
+    prediction: np.ndarray | None        # (H, W) 0/1, the model's mask (label map: class indices)
+    probability: np.ndarray | None       # (H, W) float foreground probability (label map: None)
     regions: np.ndarray | None = None    # (H, W) bool, the pixels to annotate (region unit); None: all
+    uncertainty: np.ndarray | None = None   # label map: (H, W) entropy of the class distribution, in [0, 1]
 
 
 def ranked(candidates: Sequence[RankedCandidate]) -> list[RankedCandidate]:
@@ -93,10 +114,12 @@ def ranked(candidates: Sequence[RankedCandidate]) -> list[RankedCandidate]:
 
 
 def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[RankedCandidate],
-                  picked: Sequence[PickedImage], document_root: Path, published: Path | None = None) -> None:
+                  picked: Sequence[PickedImage], document_root: Path, published: Path | None = None,
+                  classes: Sequence[str] | None = None) -> None:
     """Write the request folder. `document_root` is Label Studio's local-files root: the tasks name the
     images relative to it, at `published`, where the folder will live once its round is published
-    (default: `folder`). Every file is written whole or not at all."""
+    (default: `folder`). With `classes`, the answers asked for are label maps of those classes. Every file
+    is written whole or not at all."""
     order = ranked(candidates)
     rank = {c.id: k + 1 for k, c in enumerate(order)}
     by_id = {c.id: c for c in order}
@@ -105,13 +128,13 @@ def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[
     _write_ranking(folder / "ranking.csv", order, rank, strategy)
     files: dict[str, dict[str, Path]] = {}
     for item in images:
-        files[item.id] = _write_pictures(folder, item)
-    atomic_write_text(folder / "label_studio_config.xml", LABEL_STUDIO_CONFIG)
+        files[item.id] = _write_pictures(folder, item, classes)
+    atomic_write_text(folder / "label_studio_config.xml", label_studio_config(classes))
     final = (published or folder).resolve()
     tasks = [_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
-                   strategy, document_root) for item in images]
+                   strategy, document_root, classes) for item in images]
     atomic_write_text(folder / "label_studio_tasks.json", json.dumps(tasks, indent=1) + "\n")
-    atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id))
+    atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id, classes))
 
 
 def heat_colours(probability: np.ndarray) -> np.ndarray:
@@ -137,12 +160,16 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _write_pictures(folder: Path, item: PickedImage) -> dict[str, Path]:
+def _write_pictures(folder: Path, item: PickedImage, classes: Sequence[str] | None) -> dict[str, Path]:
     pictures = {"image": item.image}
     if item.prediction is not None:
-        pictures["prediction"] = (item.prediction > 0).astype(np.uint8) * 255
+        pictures["prediction"] = (item.prediction > 0).astype(np.uint8) * 255 if classes is None else \
+            class_colours(len(classes))[np.minimum(item.prediction, len(classes) - 1)]
     if item.probability is not None:
         pictures["heatmap"] = heat_colours(item.probability)
+    elif item.uncertainty is not None:
+        pictures["heatmap"] = (colormaps["inferno"](np.clip(item.uncertainty, 0, 1))[..., :3] * 255).round().astype(
+            np.uint8)
     if item.regions is not None:
         dimmed = (item.image * DIMMED).astype(np.uint8)
         pictures["regions"] = np.where(item.regions[..., None], item.image, dimmed)
@@ -156,19 +183,22 @@ def _write_pictures(folder: Path, item: PickedImage) -> dict[str, Path]:
     return paths
 
 
+def _brush(mask: np.ndarray, label: str) -> dict:
+    height, width = mask.shape
+    return {"from_name": BRUSH_NAME, "to_name": IMAGE_NAME, "type": "brushlabels", "original_width": width,
+            "original_height": height, "image_rotation": 0,
+            "value": {"format": "rle", "rle": encode_rle(mask), "brushlabels": [label]}}
+
+
 def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, strategy: str,
-          document_root: Path) -> dict:
+          document_root: Path, classes: Sequence[str] | None = None) -> dict:
     relative = image_path.relative_to(document_root.resolve())
     task: dict = {"data": {IMAGE_NAME: f"/data/local-files/?d={relative.as_posix()}", "sample_id": item.id,
                            "rank": rank, "score": score}}
     if item.prediction is not None:
-        height, width = item.prediction.shape
-        task["predictions"] = [{
-            "model_version": strategy, "score": score,
-            "result": [{"from_name": BRUSH_NAME, "to_name": IMAGE_NAME, "type": "brushlabels",
-                        "original_width": width, "original_height": height, "image_rotation": 0,
-                        "value": {"format": "rle", "rle": encode_rle(item.prediction > 0),
-                                  "brushlabels": [FOREGROUND]}}]}]
+        result = [_brush(item.prediction > 0, FOREGROUND)] if classes is None else \
+            [_brush(item.prediction == k, name) for k, name in enumerate(classes) if (item.prediction == k).any()]
+        task["predictions"] = [{"model_version": strategy, "score": score, "result": result}]
     return task
 
 
@@ -181,7 +211,7 @@ def _thumbnail(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-_CAPTIONS = {"image": "image", "regions": "regions to annotate", "prediction": "model's mask",
+_CAPTIONS = {"image": "image", "regions": "regions to annotate", "prediction": "model's answer",
              "heatmap": "uncertainty (entropy)"}
 _STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa;color:#222}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em;margin:0 0 1em 0}
@@ -191,7 +221,10 @@ img{width:240px;height:auto;display:block;image-rendering:pixelated}"""
 
 
 def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: dict[str, dict[str, Path]],
-             rank: dict[str, int], by_id: dict[str, RankedCandidate]) -> str:
+             rank: dict[str, int], by_id: dict[str, RankedCandidate], classes: Sequence[str] | None = None) -> str:
+    answer = f"0 background, 255 {FOREGROUND}" if classes is None else \
+        ("the class index of each pixel: " + ", ".join(f"{k} {html.escape(c)}" for k, c in enumerate(classes)) +
+         f"; {IGNORE_VALUE} unlabelled")
     cards = []
     for item in images:
         c = by_id[item.id]
@@ -204,13 +237,13 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
                 figures.append(f'<figure><a href="{link}"><img src="{_thumbnail(path)}" '
                                f'alt="{html.escape(item.id)} {_CAPTIONS[kind]}"></a>'
                                f"<figcaption>{_CAPTIONS[kind]}</figcaption></figure>")
-        cards.append(f'<div class="card" id="{html.escape(item.id)}"><h2>#{rank[item.id]} '
-                     f"{html.escape(item.id)} &middot; {html.escape(c.label)} &middot; {score}</h2>"
+        heading = " &middot; ".join(html.escape(part) for part in (item.id, c.label, score) if part)
+        cards.append(f'<div class="card" id="{html.escape(item.id)}"><h2>#{rank[item.id]} {heading}</h2>'
                      f'<div class="row">{"".join(figures)}</div></div>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{len(images)} images picked by {html.escape(strategy)}, most informative first. Save each "
-            f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> (0 background, 255 {FOREGROUND}) or import "
+            f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> ({answer}) or import "
             "<code>label_studio_tasks.json</code> into a Label Studio project made with "
             "<code>label_studio_config.xml</code> (its images show once the project has a Local files storage on "
             "the run folder). The full ranking is in <code>ranking.csv</code>.</p>"

@@ -330,16 +330,19 @@ class RunFolder:
 
     # Pseudo-masks and a person's masks -------------------------------------------------------------
     @staticmethod
-    def write_mask(folder: Path, sample_id: str, mask: np.ndarray, kind: str = MASKS_DIR) -> None:
+    def write_mask(folder: Path, sample_id: str, mask: np.ndarray, kind: str = MASKS_DIR,
+                   label_map: bool = False) -> None:
+        """A binary mask as 0/255, or a label map's values as they are."""
         path = folder / kind / f"{sample_id}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((mask > 0).astype(np.uint8) * 255).save(path, format="PNG")
+        Image.fromarray(mask.astype(np.uint8) if label_map else (mask > 0).astype(np.uint8) * 255).save(path,
+                                                                                                    format="PNG")
 
-    def read_mask(self, r: int, sample_id: str, kind: str = MASKS_DIR) -> np.ndarray:
+    def read_mask(self, r: int, sample_id: str, kind: str = MASKS_DIR, label_map: bool = False) -> np.ndarray:
         path = self.round_dir(r) / kind / f"{sample_id}.png"
         try:
             with Image.open(path) as image:
-                return (np.asarray(image) > 127).astype(np.uint8)
+                return np.asarray(image).astype(np.uint8) if label_map else (np.asarray(image) > 127).astype(np.uint8)
         except (OSError, SyntaxError, ValueError):
             raise RunStateError(f"mask {path} is missing or unreadable: delete {self.round_dir(r)} and run round {r} "
                                 "again") from None

@@ -101,13 +101,13 @@ def read_round_state(path: Path) -> RoundState:
     return RoundState.from_json(read_json(path), path)
 
 
-def run_round(study: Study, method: str, epochs: int, exp_id: str, device: torch.device
+def run_round(study: Study, method: str, epochs: int, exp_id: str, device: torch.device, *extra: str
               ) -> tuple[RoundState, Measured]:
     """Round 0 of `method` through main.run_rounds; its round state and the measured wall time."""
     # LL4AL detaches the module's inputs after 60 % of the epochs, as the paper's 120 of 200.
     detach = ("--ll4al_detach_epoch", str(epochs * 3 // 5)) if method == C.LL4AL else ()
     cfg = parse_config([*study.args, "--al_type", method, "--max_epochs", str(epochs), "--exp_id", exp_id,
-                        *detach])
+                        *detach, *extra])
     with measure(device) as measured:
         run_rounds(cfg)
     return read_round_state(run_dir(cfg) / "round_000" / STATE_FILE), measured
@@ -169,6 +169,18 @@ def warm_up_row(study: Study, device: torch.device) -> Row:
                     "paid once per main.py call; not included in the rows below").with_memory(measured)
 
 
+def cache_row(study: Study, cached: RoundState, epochs: int, device: torch.device) -> Row:
+    """Validation per epoch of Random round 0 without the frozen-feature cache (--frozen_cache_gb 0) against
+    with it (the default, `cached`); ratio = without / with. The test Dice must not change in fp32."""
+    plain, measured = run_round(study, C.RANDOM, epochs, f"{C.RANDOM}-bench-nocache", device, "--frozen_cache_gb", "0")
+    on, off = (s.timings.get("validate", 0.0) / max(epochs_run(s), 1) for s in (cached, plain))
+    same = plain.metric("test", "dice_idx") == cached.metric("test", "dice_idx")
+    return Row("round", f"{study.dataset} Random r0 validation per epoch, frozen cache on", "s", on,
+               reference="cache off", reference_value=off, ratio=off / on if on > 0 else None,
+               note=f"{epochs} epochs; off: {off:.4f} s/epoch, round wall {measured.seconds:.1f} s; test Dice "
+                    f"{'identical' if same else 'differs'} with and without").with_memory(measured)
+
+
 def study_rows(study: Study, size: Size, device: torch.device) -> list[Row]:
     short, long = size.round_epochs
     rows, walls = ([warm_up_row(study, device)] if device.type == "cuda" else []), {}
@@ -176,8 +188,9 @@ def study_rows(study: Study, size: Size, device: torch.device) -> list[Row]:
         state, measured = run_round(study, method, short, f"{method}-bench", device)
         rows.append(round_row(study.dataset, method, state, measured))
         walls[method] = measured.seconds
-    _, measured = run_round(study, C.RANDOM, long, f"{C.RANDOM}-bench-long", device)
+    state, measured = run_round(study, C.RANDOM, long, f"{C.RANDOM}-bench-long", device)
     rows.append(projection_row(study.dataset, (short, walls[C.RANDOM]), (long, measured.seconds), size))
+    rows.append(cache_row(study, state, long, device))
     return rows
 
 

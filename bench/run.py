@@ -1,6 +1,6 @@
 """Run the benchmark suite and write its table.
 
-    python -m bench.run [--device auto|cpu|cuda] [--size small|paper] [--only train,score,strategies,knn,round]
+    python -m bench.run [--device auto|cpu|cuda] [--size small|paper] [--only train,score,strategies,knn,round,frozen]
                         [--out bench_results/] [--ph2 PATH]
 
 Prints the table and writes bench_<size>_<device type>.csv and .json into --out. Every row is
@@ -20,6 +20,7 @@ from typing import NoReturn
 import torch
 
 from al.state import RunLockedError, RunStateError
+from bench.frozen import frozen_rows
 from bench.knn_speed import knn_rows
 from bench.report import Row, format_table, run_meta, write_results
 from bench.rounds import default_ph2_root, round_rows
@@ -33,7 +34,7 @@ from engine.checkpoint import CheckpointError
 from engine.runtime import DeviceError, select_device
 from parseit import REPO_ROOT, exit_on_error
 
-ITEMS = ("train", "score", "strategies", "knn", "round")
+ITEMS = ("train", "score", "strategies", "knn", "round", "frozen")
 DEFAULT_OUT = REPO_ROOT / "bench_results"
 
 
@@ -87,6 +88,7 @@ def run_suite(items: Sequence[str], size: Size, device: torch.device, out: Path,
             "strategies": lambda: strategy_rows(size, device) + region_rows(size, device),
             "knn": lambda: knn_rows(size.knn_sizes, device),
             "round": lambda: round_rows(size, device, Path(work), ph2),
+            "frozen": lambda: frozen_rows(size, device, Path(work), ph2),
         }
         for item in ITEMS:
             if item in items:
@@ -106,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parse_args(argv)
         device = select_device(args.device, "0")
         size = SIZES[args.size or ("paper" if device.type == "cuda" else "small")]
-        ph2 = ph2_root(args.ph2) if size.name == "paper" and "round" in args.only else None
+        ph2 = ph2_root(args.ph2) if (size.name == "paper" and "round" in args.only) or "frozen" in args.only else None
         if args.ph2 is not None and ph2 is None:
-            print("bench: --ph2 ignored: the PH2 rounds run at paper size, with the round item")
+            print("bench: --ph2 ignored: PH2 is used by the frozen item, and by the round item at paper size")
         _, csv_path, json_path = run_suite(args.only, size, device, args.out, ph2, argv)
         print(f"written {csv_path} and {json_path}")
 

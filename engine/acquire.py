@@ -58,7 +58,7 @@ def _mc_stats(model: nn.Module, pool: EvalSet, inference: Inference, positions: 
             b = x.shape[0]
             stats = PassStats()
             with autocast(inference.device, inference.bf16):
-                enc = model.encode(x, sampling=True)
+                enc = model.encode(x, sampling=True, keys=batch.keys)
             per_call = max(1, min(passes, max_batch // b))
             done = 0
             while done < passes:
@@ -82,7 +82,7 @@ def _member_stats(members: Sequence[nn.Module], pool: EvalSet, inference: Infere
             stats = PassStats()
             for member in members:
                 with evaluating(member), autocast(inference.device, inference.bf16):
-                    logits = member.segment(member.encode(x))
+                    logits = member.segment(member.encode(x, keys=batch.keys))
                 stats.update(torch.sigmoid(restore_logits(logits.float(), batch.geometry)))
             yield batch, stats
 
@@ -140,7 +140,7 @@ def pooled_features(model: nn.Module, eval_set: EvalSet, inference: Inference,
     with evaluating(model):
         for batch in eval_set.batches(positions):
             with autocast(inference.device, inference.bf16):
-                enc = model.encode(inference.prepare(batch.images), with_full_res=False)
+                enc = model.encode(inference.prepare(batch.images), with_full_res=False, keys=batch.keys)
             pooled = enc.stages[-1].float().mean(dim=(2, 3))
             rows.update(zip(batch.positions, pooled))
     if not positions:
@@ -157,7 +157,7 @@ def predicted_losses(model: nn.Module, pool: EvalSet, inference: Inference, posi
         for batch in pool.batches(positions):
             taps: list[Tensor] = []
             with autocast(inference.device, inference.bf16):
-                model.segment(model.encode(inference.prepare(batch.images)), taps)
+                model.segment(model.encode(inference.prepare(batch.images), keys=batch.keys), taps)
                 values = model.predict_loss(taps)
             out[[where[p] for p in batch.positions]] = values.double().cpu().numpy()
     return out

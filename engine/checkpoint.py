@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from atomic_io import atomic_write_bytes
+from models.frozen import FrozenFeatures
 from models.hybrid import HybridModel, load_matching_state
 from parseit import Config
 
@@ -97,8 +98,10 @@ def check_stage1_target(path: Path, run_root: Path) -> None:
 
 
 def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, device: torch.device,
-                      path: Path, loss_prediction_width: int = 0) -> HybridModel:
-    """A stage-2 model: theta0 loaded (backbone, classifier and the head's initial weights), classifier frozen."""
+                      path: Path, loss_prediction_width: int = 0, frozen: FrozenFeatures | None = None
+                      ) -> HybridModel:
+    """A stage-2 model: theta0 loaded (backbone, classifier and the head's initial weights), classifier frozen;
+    `frozen` holds the frozen backbone's stages on evaluation images for this theta0 (None: none kept)."""
     model = build_model(cfg, num_classes, device, imagenet=False, loss_prediction_width=loss_prediction_width)
     loaded = set(load_matching_state(model, theta0["state_dict"]))
     missing = [k for k in model.state_dict() if k.startswith(("backbone.", "classifier.")) and k not in loaded]
@@ -107,4 +110,5 @@ def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, 
                               f"{theta0.get('meta', {}).get('num_classes')} vs {num_classes}): "
                               "run the WSL round with the same dataset and model keys")
     model.freeze_classifier()
+    model.frozen_features = frozen
     return model

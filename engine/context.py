@@ -19,6 +19,7 @@ from data.views import Geometry
 from engine.evaluate import Inference
 from engine.resident import EvalSet, TrainPool
 from engine.train import TrainSettings
+from models.frozen import FrozenFeatures
 from models.unet import MIN_INPUT_SIZE
 from parseit import Config, ConfigError, resolve_path
 
@@ -31,6 +32,7 @@ class RunData:
     train_eval: EvalSet       # evaluation views of the train set (scores, pseudo-masks, metrics on L)
     valid: EvalSet
     test: EvalSet
+    frozen: FrozenFeatures | None = None   # stage 2: the frozen backbone's stages for the run's theta0
 
     @property
     def n_classes(self) -> int:

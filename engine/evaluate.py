@@ -57,7 +57,7 @@ def predict(model: nn.Module, eval_set: EvalSet, inference: Inference,
         for batch in eval_set.batches(positions):
             x = inference.prepare(batch.images)
             with autocast(inference.device, inference.bf16):
-                enc = model.encode(x, with_full_res=with_masks)
+                enc = model.encode(x, with_full_res=with_masks, keys=batch.keys)
                 scores, _ = model.classify(enc)
                 logits = model.segment(enc) if with_masks else None
             probs = None

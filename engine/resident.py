@@ -7,6 +7,7 @@ size together instead of running one image at a time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +58,10 @@ class EvalBatch:
     masks: Tensor | None          # (B,1,H,W) uint8 true masks at original resolution, on the device
     labels: Tensor                # (B,) int64, on the device
     geometry: EvalGeometry        # shared by the whole batch (same original size)
+    keys: list[tuple[int, int]] = field(default_factory=list)   # (set, position): the images, for caches
+
+
+_SET_IDS = itertools.count()
 
 
 class EvalSet:
@@ -78,6 +83,7 @@ class EvalSet:
             self._geometry.append(geom)
         self._labels_device = torch.as_tensor(self.labels, device=device)
         self._full: list[EvalBatch] | None = None
+        self.uid = next(_SET_IDS)   # names the set's images in caches (models/frozen.py)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -107,7 +113,8 @@ class EvalSet:
                 chunk = members[start:start + self.batch_size]
                 masks = None if no_mask else torch.stack([self._masks[p] for p in chunk]).unsqueeze(1)
                 yield EvalBatch(positions=chunk, images=torch.stack([self._views[p] for p in chunk]),
-                                masks=masks, labels=self._labels_device[chunk], geometry=geom)
+                                masks=masks, labels=self._labels_device[chunk], geometry=geom,
+                                keys=[(self.uid, p) for p in chunk])
 
 
 @dataclass

@@ -14,8 +14,8 @@ the backbone and WILDCAT stop learning and their BatchNorm/Dropout stay in eval 
 ``train()``, so only the segmentation head (bridges, full-resolution branch, down/up blocks) trains.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.backbone import ResNet18Backbone
+from models.frozen import FrozenFeatures
 from models.loss_prediction import LossPredictionModule
 from models.unet import SamplingFeatures, UNetHead
 from models.wildcat import WildcatHead
@@ -131,6 +132,9 @@ class HybridModel(nn.Module):
                 torch.manual_seed(torch.initial_seed())
                 self.loss_head = LossPredictionModule(self.seg_head.tap_channels, loss_prediction_width)
         self._frozen = False
+        # Set when built from theta0 (engine/checkpoint.model_from_theta0): the frozen backbone's stages on
+        # evaluation images, shared by every model of that theta0 (models/frozen.py).
+        self.frozen_features: FrozenFeatures | None = None
 
     @property
     def frozen(self) -> bool:
@@ -178,13 +182,21 @@ class HybridModel(nn.Module):
 
     class_maps_at = staticmethod(class_maps_at)
 
-    def encode(self, x: Tensor, *, with_full_res: bool = True, sampling: bool = False) -> Encoded:
+    def encode(self, x: Tensor, *, with_full_res: bool = True, sampling: bool = False,
+               keys: Sequence[Hashable] | None = None) -> Encoded:
         """Backbone stages and, unless only classifying, the full-resolution branch.
 
         ``sampling``: prepare the branch for several stochastic ``segment`` passes (MC dropout), so that
         each pass skips the branch's half of the full-resolution fusion conv.
+        ``keys``: the evaluation images of the batch; with them a frozen backbone's stages come from
+        ``frozen_features`` once computed.
         """
-        stages = self.backbone(x)
+        # A frozen backbone builds no autograd graph and keeps no activation for backward.
+        with torch.no_grad() if self._frozen else nullcontext():
+            if keys is not None and self._frozen and self.frozen_features is not None:
+                stages = self.frozen_features.stages(self.backbone, keys, x)
+            else:
+                stages = self.backbone(x)
         if not with_full_res:
             return Encoded(stages=stages, full_res=None)
         full_res = self.seg_head.full_resolution(x)

@@ -34,6 +34,7 @@ class Revealed:
     masks: dict[str, np.ndarray] = field(default_factory=dict)     # id -> training mask so far
     answers: dict[str, np.ndarray] = field(default_factory=dict)   # id -> whole-image answer taken in now
     seconds: float | None = None
+    label_maps: bool = False   # the answers are K-class label maps, not binary masks
 
 
 class OracleClient(Protocol):
@@ -43,6 +44,9 @@ class OracleClient(Protocol):
 
     def answer_sizes(self, ids: list[str]) -> dict[str, tuple[int, int]]:
         """(height, width) of the answer expected for each id."""
+
+    def answer_classes(self) -> tuple[str, ...] | None:
+        """The classes of the label maps a person answers with; None: binary masks."""
 
     def write_request(self, folder: Path, r: int, work: Any, ledger: Ledger, infer: Inference) -> None:
         """The request a person annotates: round r's pick (r = -1, work None: the initial labelled set)."""

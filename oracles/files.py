@@ -5,6 +5,7 @@ the answers (al/answers.py), checks them whole, keeps them in its round folder
 (annotations/<id>.png) and trains on them. While no answer is there, the call says what it waits
 for and exits with EXIT_WAITING, so that a script can poll.
 
+Answers are binary masks, or K-class label maps for the segmentation task (OracleClient.answer_classes).
 Region-level rounds ask for the picked regions of an image: the person draws the whole image's
 mask, and only the picked regions of it are used; regions picked in different rounds are combined.
 """
@@ -54,9 +55,10 @@ class FilesOracle(Oracle):
         if asked:
             if not has_answers(source):
                 raise WaitingForAnswers(_waiting_line(run, r, asked, source))
-            answers = read_answers(source, asked, client.answer_sizes(asked))
+            answers = read_answers(source, asked, client.answer_sizes(asked), client.answer_classes())
+        label_maps = client.answer_classes() is not None
         states = [run.read_state(j) for j in range(r)]
-        masks = _stored_masks(run, states, client.regions)
+        masks = _stored_masks(run, states, client.regions, label_maps)
         picked_regions = states[-1].selected_regions if states else {}
         for i, answer in answers.items():
             _combine(masks, i, answer.mask, picked_regions.get(i), client.regions)
@@ -65,11 +67,11 @@ class FilesOracle(Oracle):
         seconds = None if before is None or None in times else before + sum(times)
         provenance = {i: {"source": a.source, "reference": a.reference, "lead_time": a.lead_time}
                       for i, a in sorted(answers.items())}
-        return Revealed(provenance, masks, {i: a.mask for i, a in answers.items()}, seconds)
+        return Revealed(provenance, masks, {i: a.mask for i, a in answers.items()}, seconds, label_maps)
 
     def keep(self, partial: Path, revealed: Revealed) -> None:
         for i, mask in revealed.answers.items():
-            RunFolder.write_mask(partial, i, mask, ANNOTATIONS_DIR)
+            RunFolder.write_mask(partial, i, mask, ANNOTATIONS_DIR, revealed.label_maps)
 
     def request(self, run: RunFolder, partial: Path, r: int, work: Any, client: OracleClient,
                 infer: Inference) -> None:
@@ -90,14 +92,14 @@ def _waiting_line(run: RunFolder, r: int, asked: Sequence[str], source: Path) ->
             "export.json>, then run the same command again")
 
 
-def _stored_masks(run: RunFolder, states: Sequence[RoundState], regions: dict[str, torch.Tensor]
-                  ) -> dict[str, np.ndarray]:
-    """The masks earlier rounds took in, combined over the rounds that revealed regions of one image."""
+def _stored_masks(run: RunFolder, states: Sequence[RoundState], regions: dict[str, torch.Tensor],
+                  label_maps: bool) -> dict[str, np.ndarray]:
+    """The masks (or label maps) earlier rounds took in, combined over the rounds that revealed regions of one image."""
     masks: dict[str, np.ndarray] = {}
     for j, state in enumerate(states):
         picked = states[j - 1].selected_regions if j > 0 else {}
         for i in state.annotations:
-            _combine(masks, i, run.read_mask(j, i, ANNOTATIONS_DIR), picked.get(i), regions)
+            _combine(masks, i, run.read_mask(j, i, ANNOTATIONS_DIR, label_maps), picked.get(i), regions)
     return masks
 
 

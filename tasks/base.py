@@ -148,6 +148,10 @@ class Task:
     def answer_sizes(self, ids: list[str]) -> dict[str, tuple[int, int]]:
         raise NotImplementedError(f"the {self.name} task has no person oracle")
 
+    def answer_classes(self) -> tuple[str, ...] | None:
+        """The classes of the label maps a person answers with; None: binary masks."""
+        return None
+
     def write_request(self, folder: Path, r: int, work: RoundWork | None, ledger: Ledger, infer: Inference) -> None:
         raise NotImplementedError(f"the {self.name} task has no person oracle")
 

@@ -17,6 +17,8 @@ import constants as C
 from al import selection
 from al.ledger import Ledger
 from al.regions import load_or_build, partial_label, pick_regions, random_regions, scored_regions
+from al.request import PickedImage, RankedCandidate
+from al.scores import categorical_entropy
 from al.state import RoundState, RunFolder, experiment_dir
 from al.strategies.base import Evidence
 from engine.context import train_settings
@@ -28,11 +30,14 @@ from engine.segmentation import (
     gather_evidence,
     load_segmentation_data,
     pixel_score_maps,
+    probabilities,
     train,
 )
 from models.segmentation import SegmentationNet, build_segmentation_model
+from oracles.base import Revealed
 from parseit import resolve_path
 from tasks.base import MC, SELECT, Clock, Pick, RoundWork, Task, fit_members, round_line
+from tasks.request import write_pick_request
 
 
 class SegmentationTask(Task):
@@ -69,7 +74,7 @@ class SegmentationTask(Task):
         """Each member from fresh weights on L_r; the best mIoU on validation reports."""
         cfg, data = self.cfg, self.data
         rows = [data.position[i] for i in [*work.ledger.labelled, *work.ledger.revealed]]
-        labels = self.training_labels(work.ledger)
+        labels = self.training_labels(work.ledger, work.revealed)
         settings = train_settings(cfg, crop=0, segmentation=True, hflip=cfg.segmentation.seg_hflip, vflip=False)
         fit_members(work, 1 if self.strategy is None else self.strategy.n_models(), cfg, infer, clock,
                       lambda m: self.model(),
@@ -77,15 +82,17 @@ class SegmentationTask(Task):
                                                            labels),
                       lambda model: evaluate(model, data.valid, cfg.valid_batch_size, infer, data.classes), "miou")
 
-    def training_labels(self, ledger: Ledger) -> torch.Tensor | None:
-        """The label maps with the regions revealed so far of the images not fully labelled (IGNORE elsewhere);
-        None at image level."""
-        if not ledger.revealed:
+    def training_labels(self, ledger: Ledger, revealed: Revealed) -> torch.Tensor | None:
+        """The dataset's label maps, with a person's maps where one answered, and only the regions revealed so
+        far of the images not fully labelled (IGNORE elsewhere); None when the dataset's maps serve as they are."""
+        if not ledger.revealed and not revealed.masks:
             return None
         labels = self.data.train.labels.clone()
         for u, ks in ledger.revealed.items():
             p = self.data.position[u]
             labels[p] = partial_label(labels[p], self.regions[u].to(labels.device), ks)
+        for i, answer in revealed.masks.items():
+            labels[self.data.position[i]] = torch.from_numpy(answer).to(labels.device, labels.dtype)
         return labels
 
     def evaluate(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
@@ -141,7 +148,8 @@ class SegmentationTask(Task):
                           n_train=len(self.data.train), labelled=work.ledger.labelled, selected=pick.selected,
                           exhausted=self.method.single_round or pick.exhausted, best=work.best, metrics=work.metrics,
                           history=work.history, scores=pick.scores, task=self.name,
-                          annotations=work.revealed.provenance, unit=C.UNIT_REGION if self.regions else C.UNIT_IMAGE,
+                          annotations=work.revealed.provenance, annotation_seconds=work.revealed.seconds,
+                          unit=C.UNIT_REGION if self.regions else C.UNIT_IMAGE,
                           revealed=work.ledger.revealed_lists(), selected_regions=pick.regions,
                           pixels_annotated=self.annotated_pixels(work.ledger), n_pixels=self.data.train.labels.numel())
 
@@ -151,6 +159,44 @@ class SegmentationTask(Task):
         revealed = sum(int(torch.isin(self.regions[u], torch.tensor(sorted(ks), dtype=self.regions[u].dtype)).sum())
                        for u, ks in ledger.revealed.items())
         return len(ledger.labelled) * per_image + revealed
+
+    # What a person annotates: label maps at the resolution the network sees (image_height x image_width).
+    def answer_sizes(self, ids: list[str]) -> dict[str, tuple[int, int]]:
+        return {i: tuple(self.data.train.labels.shape[-2:]) for i in ids}
+
+    def answer_classes(self) -> tuple[str, ...]:
+        return self.data.classes
+
+    def write_request(self, folder: Path, r: int, work: RoundWork | None, ledger: Ledger, infer: Inference) -> None:
+        """The picked images with the reported model's label map and uncertainty (r = -1: the initial set)."""
+        if work is None:
+            self.write_label_map_request(folder, -1, None, infer, self.data.train.ids, ledger.labelled, {}, {})
+            return
+        self.write_label_map_request(folder, r, work.members[0], infer, ledger.unlabelled, work.pick.selected,
+                                     work.pick.scores, work.pick.regions)
+
+    def write_label_map_request(self, folder: Path, r: int, model: SegmentationNet | None, infer: Inference,
+                                candidates: list[str], picked: list[str], scores: dict[str, float],
+                                regions_picked: dict[str, list[int]]) -> None:
+        """The model's label map (argmax) and the entropy of its class distribution over log K."""
+        train, position = self.data.train, self.data.position
+        maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if model is not None and picked:
+            rows = [position[i] for i in picked]
+            for batch, probs in probabilities(model, train, rows, self.cfg.valid_batch_size, infer):
+                spread = categorical_entropy(probs.movedim(1, -1)) / np.log(self.data.n_classes)
+                for i, label, uncertainty in zip(picked[batch], probs.argmax(dim=1), spread):
+                    maps[i] = label.to(torch.uint8).cpu().numpy(), uncertainty.cpu().numpy()
+
+        def picture(i: str, inside: np.ndarray | None) -> PickedImage:
+            label, uncertainty = maps.get(i, (None, None))
+            return PickedImage(i, train.images[position[i]].permute(1, 2, 0).cpu().numpy(), label, None, inside,
+                               uncertainty)
+
+        paths = {rec.id: rec.image for rec in self.data.fold.train}
+        rows = [RankedCandidate(i, paths[i], "", scores.get(i), i in set(picked)) for i in candidates]
+        write_pick_request(self.cfg, self.run, folder, r, rows, picture, picked, self.regions, regions_picked,
+                           self.data.classes)
 
     def round_line(self, state: RoundState) -> str:
         return round_line(state, [f"test mIoU {state.metric('test', 'miou'):.2f}",

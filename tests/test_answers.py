@@ -21,9 +21,9 @@ def _mask(seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((20, 30)) > 0.5).astype(np.uint8)
 
 
-def _brush(mask: np.ndarray) -> dict:
+def _brush(mask: np.ndarray, label: str = "foreground") -> dict:
     return {"type": "brushlabels", "original_height": mask.shape[0], "original_width": mask.shape[1],
-            "value": {"format": "rle", "rle": encode(mask), "brushlabels": ["foreground"]}}
+            "value": {"format": "rle", "rle": encode(mask), "brushlabels": [label]}}
 
 
 def _task(sample_id: str, annotations: list[dict], task_id: int = 1) -> dict:
@@ -104,6 +104,37 @@ def test_an_answer_that_is_neither_folder_nor_json_is_refused(tmp_path: Path) ->
     (tmp_path / "masks.zip").write_bytes(b"PK")
     with pytest.raises(AnswerError, match="neither a folder"):
         read_answers(tmp_path / "masks.zip", ["a"], SIZES)
+
+
+def test_png_label_maps_hold_class_indices_or_255(tmp_path: Path) -> None:
+    classes = ("background", "road", "car")
+    label = np.random.default_rng(0).integers(0, 3, (20, 30)).astype(np.uint8)
+    label[:2] = C.IGNORE
+    Image.fromarray(label).save(tmp_path / "a.png")
+    assert np.array_equal(read_answers(tmp_path, ["a"], SIZES, classes)["a"].mask, label)
+    label[5, 5] = 3
+    Image.fromarray(label).save(tmp_path / "a.png")
+    with pytest.raises(AnswerError, match=r"values other than the class indices 0\.\.2 and 255 \(a\)"):
+        read_answers(tmp_path, ["a"], SIZES, classes)
+
+
+def test_label_studio_class_regions_paint_in_order_over_the_background(tmp_path: Path) -> None:
+    road, car = np.zeros((20, 30), dtype=np.uint8), np.zeros((20, 30), dtype=np.uint8)
+    road[10:] = 1
+    car[8:14, 5:10] = 1
+    square = {"type": "polygonlabels", "value": {"points": [[0, 0], [10, 0], [10, 10], [0, 10]],
+                                                 "polygonlabels": ["car"]}}
+    path = _write(tmp_path / "export.json", [_task("a", [{"id": 1, "result": [_brush(road, "road"),
+                                                                             _brush(car, "car"), square]}])])
+    expected = np.where(car == 1, 2, np.where(road == 1, 1, 0)).astype(np.uint8)
+    expected[0:3, 0:4] = 2   # the polygon, 0%..10% of each side (PIL fills the outline too)
+    answer = read_answers(path, ["a"], SIZES, ("background", "road", "car"))["a"].mask
+    assert np.array_equal(answer, expected)
+    # Without a "background" class, unpainted pixels are unlabelled.
+    answer = read_answers(path, ["a"], SIZES, ("sky", "road", "car"))["a"].mask
+    assert np.array_equal(answer == C.IGNORE, expected == 0)
+    with pytest.raises(AnswerError, match="a region labelled \\['road'\\], expected one of the classes sky, car"):
+        read_answers(path, ["a"], SIZES, ("sky", "car"))
 
 
 def test_the_ranking_puts_the_picked_first_then_by_score() -> None:

@@ -163,6 +163,8 @@ def test_full_sup_labels_the_whole_pool_in_one_round(tmp_path: Path) -> None:
     (("--al_type", C.LABEL_PROP), "joint task only"),
     (("--al_type", C.WSL), "joint task only"),
     (("--scale_seg", "2"), "applies to the joint task only"),
+    (("--oracle", "files"), "the classification task has no person oracle yet"),
+    (("--oracle_answers", "answers"), "applies to the joint and segmentation task"),
     (("--task", "joint"), "the task comes with the file"),
     (("--pretrained", "true"), "lenet5 has no ImageNet weights"),
     (("--pretrained", "true", "--model", "resnet18", "--weights_dir", "/nonexistent"), "weights not found"),

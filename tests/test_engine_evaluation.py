@@ -35,7 +35,7 @@ class BrightIsForeground(nn.Module):
         super().__init__()
         self.inside, self.outside = inside, outside
 
-    def encode(self, x: Tensor, with_full_res: bool = True) -> Tensor:
+    def encode(self, x: Tensor, with_full_res: bool = True, keys: object = None) -> Tensor:
         return x
 
     def classify(self, x: Tensor) -> tuple[Tensor, None]:

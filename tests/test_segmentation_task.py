@@ -73,7 +73,7 @@ def test_full_sup_labels_the_whole_pool_in_one_round(base: list[str]) -> None:
     (["--al_type", C.WSL], "runs on the joint task only"),
     (["--al_type", C.HU], "does not run on the segmentation task"),
     (["--hu_ridge", "1"], "applies to the joint and classification task"),
-    (["--oracle", "files"], "no person oracle yet"),
+    (["--oracle_answers", "answers"], "read only when a person is the oracle"),
     (["--dataset", "ph2"], "dataset ph2 has no segmentation labels"),
     (["--al_type", C.MC_DROPOUT, "--seg_dropout", "0"], "pass --seg_dropout 0.2"),
     (["--seg_model", "deeplabv3_resnet5O"], "did you mean deeplabv3_resnet50"),

@@ -1,5 +1,5 @@
-"""What a person annotates for the joint task: the picked images with the model's mask and
-uncertainty, and the ranking of every candidate (al/request.py writes the files)."""
+"""What a person annotates for the joint task: the picked images with the model's mask and its
+binary-entropy heat map (tasks/request.py writes the request)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from al.request import REQUEST_DIR, PickedImage, RankedCandidate, write_request
+from al.request import PickedImage, RankedCandidate
 from al.state import RunFolder
 from engine.context import RunData
 from engine.evaluate import Inference, predict
-from parseit import Config, resolve_path
+from parseit import Config
+from tasks.request import write_pick_request
 
 
 def write_next_request(cfg: Config, run: RunFolder, folder: Path, r: int, data: RunData, model: Any,
@@ -30,16 +31,13 @@ def write_next_request(cfg: Config, run: RunFolder, folder: Path, r: int, data: 
         for batch, probs, _ in predict(model, data.train_eval, infer, positions):
             for k, p in enumerate(batch.positions):
                 probabilities[pool.ids[p]] = probs[k, 0].float().cpu().numpy()
-    items = []
-    for i in picked:
+
+    def picture(i: str, inside: np.ndarray | None) -> PickedImage:
         prob = probabilities.get(i)
-        inside = np.isin(regions[i].numpy(), np.asarray(regions_picked[i])) if i in regions_picked else None
-        items.append(PickedImage(i, data.train[pool.position[i]].image.permute(1, 2, 0).cpu().numpy(),
-                                 None if prob is None else (prob >= threshold).astype(np.uint8), prob, inside))
+        return PickedImage(i, data.train[pool.position[i]].image.permute(1, 2, 0).cpu().numpy(),
+                           None if prob is None else (prob >= threshold).astype(np.uint8), prob, inside)
+
     paths = {rec.id: rec.image for rec in data.fold.train}
     rows = [RankedCandidate(i, paths[i], data.fold.classes[int(pool.labels[pool.position[i]])],
                             scores.get(i), i in set(picked)) for i in candidates]
-    title = (f"{run.root.name}: initial labelled set" if r < 0 else
-             f"{run.root.name}: round {r} picks for round {r + 1}")
-    write_request(folder, title, cfg.al_type if r >= 0 else "initial random draw", rows, items,
-                  resolve_path(cfg.exp_root), run.round_dir(r) / REQUEST_DIR if r >= 0 else folder)
+    write_pick_request(cfg, run, folder, r, rows, picture, picked, regions, regions_picked)

@@ -19,6 +19,7 @@ from al.strategies.base import Evidence
 from engine.acquire import gather_evidence
 from engine.evaluate import Inference, estimate_threshold, segmentation_metrics
 from engine.runtime import derived_seed
+from models.frozen import GIB, FrozenFeatures
 from tasks.base import MC, SELECT, Clock, Pick, RoundWork, loss_prediction_training
 from tasks.joint.common import JointTaskBase
 from tasks.joint.label_prop import PseudoMasks, carried_pseudo_masks, pair_by_colour, pseudo_masks
@@ -39,6 +40,8 @@ class JointTask(JointTaskBase):
     def load(self, run: RunFolder, first: int) -> None:
         super().load(run, first)
         self.theta0, self.digest = checked_theta0(self.cfg, run, first)
+        if self.cfg.frozen_cache_gb > 0:
+            self.data.frozen = FrozenFeatures(int(self.cfg.frozen_cache_gb * GIB))
         if self.cfg.annotation_unit == C.UNIT_REGION and self.strategy is not None:
             self.regions = superpixel_maps(self.cfg, self.data)
 

@@ -44,7 +44,8 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
     extra = (member,) if member else ()
     seed_everything(derived_seed(cfg.MYSEED, r, cycle, TRAIN, *extra))
     model = model_from_theta0(cfg, theta0, data.n_classes, infer.device, theta0_path(cfg),
-                              loss_prediction_width=0 if loss_prediction is None else cfg.ll4al_width)
+                              loss_prediction_width=0 if loss_prediction is None else cfg.ll4al_width,
+                              frozen=data.frozen)
     best = best or BestModel(model)
     loss = HybridLoss(cfg.scale_cl, cfg.scale_seg,
                       cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
