@@ -131,6 +131,23 @@ def script_text(blocks: Sequence[Sequence[str]], title: str, repo_root: Path = R
 def build_scripts(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], rounds: int | None,
                   extras: Sequence[str], python: str, tag: str | None = None, chain: bool = False) -> dict[str, str]:
     """{file name: script text} for every dataset and method; validates everything, writes nothing."""
+    check_selection(datasets, methods, seeds, rounds, extras)
+    seeds = list(dict.fromkeys(seeds))
+    scripts: dict[str, str] = {}
+    for dataset in dict.fromkeys(datasets):
+        for method in dict.fromkeys(methods):
+            n_rounds = study_rounds(dataset, method, rounds, extras)
+            blocks = [seed_block(dataset, method, s, n_rounds, extras, python, tag, chain) for s in seeds]
+            name = f"run-{dataset}-{method}"
+            scripts[f"{name}.sh"] = script_text(blocks, f"{method} on {dataset}, seeds {' '.join(map(str, seeds))}")
+            for s, block in zip(seeds, blocks):
+                scripts[f"{name}-myseed-{s}.sh"] = script_text([block], f"{method} on {dataset}, seed {s}")
+    return scripts
+
+
+def check_selection(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], rounds: int | None,
+                    extras: Sequence[str]) -> None:
+    """A study's datasets, methods, seeds, rounds and pass-through overrides (ConfigError on the first wrong one)."""
     for dataset in datasets:
         if dataset not in C.DATASETS:
             raise ConfigError(f"unknown dataset '{dataset}': use one of {', '.join(C.DATASETS)}")
@@ -145,17 +162,6 @@ def build_scripts(datasets: Sequence[str], methods: Sequence[str], seeds: Sequen
     if rounds is not None and rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {rounds}")
     check_extras(extras)
-    seeds = list(dict.fromkeys(seeds))
-    scripts: dict[str, str] = {}
-    for dataset in dict.fromkeys(datasets):
-        for method in dict.fromkeys(methods):
-            n_rounds = study_rounds(dataset, method, rounds, extras)
-            blocks = [seed_block(dataset, method, s, n_rounds, extras, python, tag, chain) for s in seeds]
-            name = f"run-{dataset}-{method}"
-            scripts[f"{name}.sh"] = script_text(blocks, f"{method} on {dataset}, seeds {' '.join(map(str, seeds))}")
-            for s, block in zip(seeds, blocks):
-                scripts[f"{name}-myseed-{s}.sh"] = script_text([block], f"{method} on {dataset}, seed {s}")
-    return scripts
 
 
 def study_rounds(dataset: str, method: str, rounds: int | None, extras: Sequence[str]) -> int:
@@ -178,15 +184,8 @@ def write_scripts(scripts: dict[str, str], out: Path) -> list[Path]:
     return written
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """The generator's own options, and the overrides after '--'."""
-    argv = list(argv)
-    extras: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extras = argv[:cut], argv[cut + 1:]
-    parser = _Parser(description=__doc__.splitlines()[0],
-                     epilog="Options after '--' are passed verbatim to every main.py call.")
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a study runs: --datasets, --methods, --seeds, --rounds, --exp_tag (shared with study.py)."""
     parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS), metavar="DS",
                         help=f"datasets with a config_yaml/<ds>.yaml (default: {' '.join(DEFAULT_DATASETS)})")
     parser.add_argument("--methods", nargs="+", default=list(C.METHODS), metavar="M",
@@ -195,9 +194,26 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="seeds (default: 0 1 2 3 4)")
     parser.add_argument("--rounds", type=int, default=None, metavar="N",
                         help="rounds per active-learning run (default: the dataset's max_al_its)")
+    parser.add_argument("--exp_tag", default=None, help="suffix of every run id: <method>-seed_<s>-<tag>")
+
+
+def split_extras(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the script's own options, the main.py overrides after '--')."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The generator's own options, and the overrides after '--'."""
+    argv, extras = split_extras(argv)
+    parser = _Parser(description=__doc__.splitlines()[0],
+                     epilog="Options after '--' are passed verbatim to every main.py call.")
+    add_selection_arguments(parser)
     parser.add_argument("--chain_rounds", action="store_true",
                         help="one main.py call per (method, seed) running all its rounds (start-up paid once)")
-    parser.add_argument("--exp_tag", default=None, help="suffix of every run id: <method>-seed_<s>-<tag>")
     parser.add_argument("--out", type=Path, default=REPO_ROOT, help="folder of the scripts (default: repository root)")
     parser.add_argument("--python", default=default_python(),
                         help="interpreter the scripts call (default: .venv/bin/python if present, else python3)")

@@ -49,7 +49,7 @@ BASE: dict[str, Any] = {
     "ratio_scale_patch": 0.9,
     "padding_ratio": 0.01,
     "pad_eval": True,
-    "frozen_cache_gb": 16.0,
+    "frozen_cache_gb": 4.0,
     "padding_mode": "reflect",
     "scale_algo": "LANCZOS",
     "hflip": True,

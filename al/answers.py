@@ -38,6 +38,8 @@ from constants import IGNORE, SOURCE_FILE, SOURCE_LABEL_STUDIO
 BRUSH_THRESHOLD = 127
 # The class that unpainted pixels of a K-class export belong to, when the dataset has it.
 BACKGROUND = "background"
+# PNG modes whose values are a label map's class indices (greyscale, palette, 16-bit greyscale).
+LABEL_MAP_MODES = ("L", "P", "I;16", "I")
 # Ids named in a message before "and N more".
 MAX_IDS_SHOWN = 5
 
@@ -113,7 +115,12 @@ def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int
         try:
             with Image.open(path) as image:
                 image.load()
-                grey = np.asarray(image.convert("L"))
+                if classes is not None and image.mode not in LABEL_MAP_MODES:
+                    problems.add(f"a {image.mode} image: save the class index of each pixel (a greyscale or "
+                                 "palette PNG), not colours", sample_id)
+                    continue
+                # A palette PNG's values are its indices, as VOC's label maps are stored.
+                grey = np.asarray(image) if classes is not None else np.asarray(image.convert("L"))
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             problems.add("not a readable PNG", sample_id)
             continue

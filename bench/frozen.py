@@ -55,7 +55,7 @@ def _timed(device: torch.device, work: Callable[[], object]) -> Measured:
 def _validation(cfg: Config, data: RunData, infer: Inference, device: torch.device, name: str) -> list[Row]:
     plain = _model(cfg, data, device, None)
     off = _timed(device, lambda: [validation_dice(plain, data.valid, infer, 0.5) for _ in range(EPOCHS)])
-    cache = FrozenFeatures(BUDGET_BYTES)
+    cache = FrozenFeatures(BUDGET_BYTES, [data.valid], infer.prepare)
     cached = _model(cfg, data, device, cache)
     fill = _timed(device, lambda: validation_dice(cached, data.valid, infer, 0.5))
     steady = _timed(device, lambda: [validation_dice(cached, data.valid, infer, 0.5) for _ in range(EPOCHS)])
@@ -82,7 +82,7 @@ def _scoring(cfg: Config, data: RunData, infer: Inference, device: torch.device,
         return mc_pass_scores(model, data.train_eval, infer, positions, passes, lambda s: s.predictive_entropy(), 0)
 
     off = _timed(device, lambda: score(_model(cfg, data, device, None)))
-    cached = _model(cfg, data, device, FrozenFeatures(BUDGET_BYTES))
+    cached = _model(cfg, data, device, FrozenFeatures(BUDGET_BYTES, [data.train_eval], infer.prepare))
     score(cached)   # a previous round, or validation, filled the cache
     on = _timed(device, lambda: score(cached))
     return Row("frozen", f"{name} MC dropout T={passes}, {len(positions)} pool images, cache on", "s", on.seconds,

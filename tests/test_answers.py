@@ -112,6 +112,13 @@ def test_png_label_maps_hold_class_indices_or_255(tmp_path: Path) -> None:
     label[:2] = C.IGNORE
     Image.fromarray(label).save(tmp_path / "a.png")
     assert np.array_equal(read_answers(tmp_path, ["a"], SIZES, classes)["a"].mask, label)
+    palette = Image.fromarray(label, mode="P")   # VOC stores its label maps as palette PNGs
+    palette.putpalette([v for k in range(256) for v in (k * 40 % 256, k * 90 % 256, k * 10 % 256)])
+    palette.save(tmp_path / "a.png")
+    assert np.array_equal(read_answers(tmp_path, ["a"], SIZES, classes)["a"].mask, label)
+    Image.fromarray(np.stack([label] * 3, axis=-1)).save(tmp_path / "a.png")
+    with pytest.raises(AnswerError, match="a RGB image: save the class index of each pixel"):
+        read_answers(tmp_path, ["a"], SIZES, classes)
     label[5, 5] = 3
     Image.fromarray(label).save(tmp_path / "a.png")
     with pytest.raises(AnswerError, match=r"values other than the class indices 0\.\.2 and 255 \(a\)"):

@@ -16,6 +16,7 @@ import torch
 
 from al.state import RunStateError
 from al.strategies import STRATEGIES, StrategySettings
+from bench.frozen import frozen_rows
 from bench.knn_speed import fast_pairs, full_matrix_pairs, synthetic_histograms
 from bench.measure import Measured, measure
 from bench.report import CSV_COLUMNS
@@ -160,3 +161,12 @@ def test_round_row_reads_the_round_state(tmp_path: Path) -> None:
     path.write_text(json.dumps({**payload, "round": "0"}))
     with pytest.raises(RunStateError, match="round"):
         read_round_state(path)
+
+
+def test_the_frozen_item_compares_the_cache_on_and_off(tmp_path: Path) -> None:
+    rows = frozen_rows(SMALL, torch.device("cpu"), tmp_path, None)
+    assert [r.case for r in rows] == ["synthetic validation per epoch, cache off",
+                                      "synthetic validation per epoch, cache on",
+                                      "synthetic MC dropout T=10, 20 pool images, cache on"]
+    assert rows[1].extra["identical"] and rows[1].extra["cache_mb"] > 0 and rows[1].reference_value == rows[0].value
+    assert all(r.value is not None and r.value > 0 for r in rows)

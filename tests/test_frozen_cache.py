@@ -3,6 +3,7 @@ same metrics and selections with and without the cache, served from it after the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,15 @@ def test_the_cache_changes_no_metric_and_no_selection(exp_root: Path, method: st
     assert len(with_cache) == 2 and with_cache == without
 
 
-def test_validation_is_served_from_the_cache_after_the_first_epoch(exp_root: Path) -> None:
+def test_validation_is_served_from_the_cache_filled_once(exp_root: Path) -> None:
     cfg = parse_config([*TINY, "--exp_root", str(exp_root), "--al_type", "Entropy"])
     data, device = load_data(cfg, torch.device("cpu")), torch.device("cpu")
     theta0, infer = load_theta0(theta0_path(cfg)), inference(cfg, device)
-    cache = FrozenFeatures(budget_bytes=1 << 30)
+    cache = FrozenFeatures(1 << 30, [data.valid], infer.prepare)
     cached = model_from_theta0(cfg, theta0, data.n_classes, device, theta0_path(cfg), frozen=cache)
     plain = model_from_theta0(cfg, theta0, data.n_classes, device, theta0_path(cfg))
     scores = [validation_dice(cached, data.valid, infer, 0.5) for _ in range(3)]
-    assert cache.misses == len(data.valid) and cache.hits == 2 * len(data.valid) and len(cache) == len(data.valid)
+    assert cache.misses == 0 and cache.hits == 3 * len(data.valid) and len(cache) == len(data.valid)
     assert scores == [validation_dice(plain, data.valid, infer, 0.5)] * 3
 
 
@@ -57,27 +58,58 @@ class _Counting(torch.nn.Module):
         return x * 2, x.mean(dim=1, keepdim=True)
 
 
-def test_a_batch_is_computed_once_and_then_served_whole() -> None:
-    backbone, cache = _Counting(), FrozenFeatures(budget_bytes=1 << 20)
-    x = torch.randn(3, 2, 4, 4)
-    first = cache.stages(backbone, ["a", "b", "c"], x)
-    again = cache.stages(backbone, ["c", "a"], x[[2, 0]])
-    assert backbone.calls == 1 and cache.hits == 2 and cache.misses == 3
-    assert torch.equal(again[0], first[0][[2, 0]]) and torch.equal(again[1], first[1][[2, 0]])
-    cache.stages(backbone, ["a", "d"], torch.randn(2, 2, 4, 4))   # one image missing: the batch is computed
-    assert backbone.calls == 2 and len(cache) == 4
+@dataclass
+class _Batch:
+    keys: list[tuple[int, int]]
+    images: torch.Tensor
+
+
+@dataclass
+class _Set:
+    """An evaluation set of 5 images in batches of 2, 2 and 1."""
+
+    uid: int = 7
+    images: torch.Tensor = field(default_factory=lambda: torch.randn(5, 2, 4, 4))
+
+    def batches(self) -> list[_Batch]:
+        return [_Batch([(self.uid, p) for p in rows], self.images[rows]) for rows in ([0, 1], [2, 3], [4])]
+
+
+def test_the_first_request_fills_the_whole_set_in_its_own_batches() -> None:
+    backbone, source = _Counting(), _Set()
+    cache = FrozenFeatures(1 << 20, [source], lambda images: images)
+    served = cache.stages(backbone, [(7, 3), (7, 0)], source.images[[3, 0]])
+    assert backbone.calls == 3 and len(cache) == 5 and cache.hits == 2     # the set's 3 batches, once
+    assert torch.equal(served[0], source.images[[3, 0]] * 2)
+    cache.stages(backbone, [(7, 4), (7, 1), (7, 2)], source.images[[4, 1, 2]])
+    assert backbone.calls == 3 and cache.hits == 5
+    cache.stages(backbone, [(7, 0), (9, 0)], torch.randn(2, 2, 4, 4))    # an image of no known set: computed
+    assert backbone.calls == 4 and cache.misses == 2
+
+
+def test_a_new_compute_dtype_empties_and_refills_the_cache() -> None:
+    backbone, source = _Counting(), _Set()
+    cache = FrozenFeatures(1 << 20, [source], lambda images: images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cache.stages(backbone, [(7, 0)], source.images[[0]])
+    conv = torch.nn.Conv2d(2, 2, 1)
+    (fp32, _) = cache.stages(torch.nn.Sequential(conv, _Pair()), [(7, 0), (7, 1)], source.images[[0, 1]])
+    assert fp32.dtype == torch.float32 and torch.allclose(fp32, conv(source.images[[0, 1]]))
+
+
+class _Pair(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, x
 
 
 def test_the_budget_stops_the_cache_growing() -> None:
-    backbone = _Counting()
+    backbone, source = _Counting(), _Set()
     per_image = (2 * 4 * 4 + 1 * 4 * 4) * 4   # both stages of one image, float32
-    cache = FrozenFeatures(budget_bytes=2 * per_image)
-    cache.stages(backbone, ["a", "b", "c"], torch.randn(3, 2, 4, 4))
-    assert len(cache) == 2 and cache.bytes == 2 * per_image
-    cache.stages(backbone, ["a", "b"], torch.randn(2, 2, 4, 4))
-    assert backbone.calls == 1
-    cache.stages(backbone, ["c"], torch.randn(1, 2, 4, 4))
-    assert backbone.calls == 2 and len(cache) == 2
+    cache = FrozenFeatures(3 * per_image, [source], lambda images: images)
+    cache.stages(backbone, [(7, 0)], source.images[[0]])
+    assert len(cache) == 3 and cache.bytes == 3 * per_image and backbone.calls == 2
+    cache.stages(backbone, [(7, 4)], source.images[[4]])                 # not kept: computed
+    assert backbone.calls == 3 and len(cache) == 3
 
 
 def test_a_frozen_backbone_keeps_no_graph_while_the_head_trains(exp_root: Path) -> None:

@@ -17,6 +17,7 @@ from al.regions import pick_regions
 from al.state import BestEpoch, RoundState, RunFolder
 from al.strategies.base import Evidence
 from engine.acquire import gather_evidence
+from engine.context import inference
 from engine.evaluate import Inference, estimate_threshold, segmentation_metrics
 from engine.runtime import derived_seed
 from models.frozen import GIB, FrozenFeatures
@@ -41,7 +42,10 @@ class JointTask(JointTaskBase):
         super().load(run, first)
         self.theta0, self.digest = checked_theta0(self.cfg, run, first)
         if self.cfg.frozen_cache_gb > 0:
-            self.data.frozen = FrozenFeatures(int(self.cfg.frozen_cache_gb * GIB))
+            data = self.data
+            self.data.frozen = FrozenFeatures(int(self.cfg.frozen_cache_gb * GIB),
+                                              [data.valid, data.test, data.train_eval],
+                                              inference(self.cfg, self.device).prepare)
         if self.cfg.annotation_unit == C.UNIT_REGION and self.strategy is not None:
             self.regions = superpixel_maps(self.cfg, self.data)
 
