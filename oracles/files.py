@@ -54,7 +54,8 @@ class FilesOracle(Oracle):
         answers: dict[str, Answer] = {}
         if asked:
             if not has_answers(source):
-                raise WaitingForAnswers(_waiting_line(run, r, asked, source))
+                raise WaitingForAnswers(_waiting_line(run, r, asked, source,
+                                                      "masks" if client.answer_classes() is None else "label maps"))
             answers = read_answers(source, asked, client.answer_sizes(asked), client.answer_classes())
         label_maps = client.answer_classes() is not None
         states = [run.read_state(j) for j in range(r)]
@@ -84,11 +85,11 @@ class FilesOracle(Oracle):
             client.write_request(folder, -1, None, ledger, infer)
 
 
-def _waiting_line(run: RunFolder, r: int, asked: Sequence[str], source: Path) -> str:
+def _waiting_line(run: RunFolder, r: int, asked: Sequence[str], source: Path, what: str) -> str:
     shown = ", ".join(asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
-    return (f"round {r} waits for {len(asked)} masks from a person ({shown}): annotate "
+    return (f"round {r} waits for {len(asked)} {what} from a person ({shown}): annotate "
             f"{request_folder(run, r)} (index.html; or label_studio_tasks.json in Label Studio, with a Local files "
-            f"storage on {run.root}), save the masks as {source}/<id>.png or pass --oracle_answers <Label Studio "
+            f"storage on {run.root}), save the {what} as {source}/<id>.png or pass --oracle_answers <Label Studio "
             "export.json>, then run the same command again")
 
 

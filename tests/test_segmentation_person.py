@@ -86,8 +86,10 @@ def _answer_until_done(base: list[str], exp_id: str, maps: dict[str, np.ndarray]
     return codes
 
 
-def test_png_label_maps_give_the_simulated_rounds(base: list[str], true_maps: dict[str, np.ndarray]) -> None:
+def test_png_label_maps_give_the_simulated_rounds(base: list[str], true_maps: dict[str, np.ndarray],
+                                                  capsys: pytest.CaptureFixture) -> None:
     assert _answer_until_done(base, "pngs", true_maps) == [3, 3, 0]   # L_0, then round 0's pick
+    assert "round 0 waits for 4 label maps from a person" in capsys.readouterr().out
     assert _states(base, "pngs") == _states(base, "simulated")
     kept = _run_dir(base, "pngs") / "round_001" / "annotations"
     for path in kept.glob("*.png"):   # kept as label maps, not binarised
