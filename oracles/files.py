@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import constants as C
-from al.answers import Answer, has_answers, read_answers
+from al.answers import Answer, AnswerError, has_answers, read_answers
 from al.ledger import Ledger
 from al.request import ANSWERS_DIR, REQUEST_DIR
 from al.state import ANNOTATIONS_DIR, RoundState, RunFolder
@@ -43,7 +43,12 @@ class FilesOracle(Oracle):
         """oracle_answers answers the first round of a call; later rounds of a range read their request's
         answers/ folder (so one export is never taken for two requests)."""
         if self.cfg.oracle_answers and first:
-            return resolve_path(self.cfg.oracle_answers)
+            source = resolve_path(self.cfg.oracle_answers)
+            if not source.exists():   # a mistyped path must not read as "still waiting" (exit 3) forever
+                raise AnswerError(f"--oracle_answers {source} does not exist: pass the folder of <id>.png answers "
+                                  "or the Label Studio JSON export, or drop --oracle_answers to use the request's "
+                                  "answers/ folder")
+            return source
         return request_folder(run, r) / ANSWERS_DIR
 
     def reveal(self, run: RunFolder, r: int, ledger: Ledger, first: bool, client: OracleClient) -> Revealed:

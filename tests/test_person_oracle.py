@@ -268,4 +268,11 @@ def test_waiting_writes_nothing_but_the_request_and_says_where(exp_root: Path, c
     out = capsys.readouterr().out
     assert "round 1 waits for 3 masks" in out and str(folder / "round_000" / "to_annotate" / "answers") in out
     assert tree(folder) == before
-    assert _call(exp_root, "waiting", 1, "--oracle_answers", str(folder / "nowhere")) == C.EXIT_WAITING
+    (folder / "empty").mkdir(exist_ok=True)   # an answers folder with nothing in it yet: still waiting
+    assert _call(exp_root, "waiting", 1, "--oracle_answers", str(folder / "empty")) == C.EXIT_WAITING
+    capsys.readouterr()
+    before = tree(folder)   # a mistyped path is not "waiting" (a polling loop would never end): one line, exit 2
+    assert _call(exp_root, "waiting", 1, "--oracle_answers", str(folder / "nowhere")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--oracle_answers {folder / 'nowhere'} does not exist" in err[0]
+    assert tree(folder) == before
