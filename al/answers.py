@@ -119,8 +119,9 @@ def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int
                     problems.add(f"a {image.mode} image: save the class index of each pixel (a greyscale or "
                                  "palette PNG), not colours", sample_id)
                     continue
-                # A palette PNG's values are its indices, as VOC's label maps are stored.
-                grey = np.asarray(image) if classes is not None else np.asarray(image.convert("L"))
+                # A palette PNG's values are its indices, as VOC's label maps are stored. A binary mask's
+                # foreground may be drawn in any one colour (white, or red on black): its brightest channel.
+                grey = np.asarray(image) if classes is not None else np.asarray(image.convert("RGB")).max(axis=-1)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             problems.add("not a readable PNG", sample_id)
             continue

@@ -45,6 +45,18 @@ def test_png_answers_accept_0_255_and_0_1_in_grey_or_rgb_and_ignore_other_files(
     assert answers["a"].lead_time is None
 
 
+def test_a_binary_mask_may_be_drawn_in_any_full_colour_on_black(tmp_path: Path) -> None:
+    for k, colour in enumerate([(255, 0, 0), (0, 255, 0), (255, 255, 255)]):
+        rgb = np.zeros((20, 30, 3), dtype=np.uint8)
+        rgb[_mask(k) == 1] = colour
+        Image.fromarray(rgb).save(tmp_path / "a.png")
+        assert np.array_equal(read_answers(tmp_path, ["a"], SIZES)["a"].mask, _mask(k))
+    rgb[0, 0] = (128, 0, 0)   # an anti-aliased edge
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    with pytest.raises(AnswerError, match="non-binary"):
+        read_answers(tmp_path, ["a"], SIZES)
+
+
 def test_every_problem_is_reported_in_one_line_with_the_ids(tmp_path: Path) -> None:
     Image.fromarray(_mask(0) * 128).save(tmp_path / "a.png")
     Image.fromarray(_mask(0) * 255).save(tmp_path / "zz.png")
