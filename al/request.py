@@ -132,7 +132,7 @@ def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[
     atomic_write_text(folder / "label_studio_config.xml", label_studio_config(classes))
     final = (published or folder).resolve()
     tasks = [_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
-                   strategy, document_root, classes) for item in images]
+                   title, document_root, classes) for item in images]
     atomic_write_text(folder / "label_studio_tasks.json", json.dumps(tasks, indent=1) + "\n")
     atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id, classes))
 
@@ -190,7 +190,7 @@ def _brush(mask: np.ndarray, label: str) -> dict:
             "value": {"format": "rle", "rle": encode_rle(mask), "brushlabels": [label]}}
 
 
-def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, strategy: str,
+def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, model_version: str,
           document_root: Path, classes: Sequence[str] | None = None) -> dict:
     relative = image_path.relative_to(document_root.resolve())
     task: dict = {"data": {IMAGE_NAME: f"/data/local-files/?d={relative.as_posix()}", "sample_id": item.id,
@@ -198,7 +198,8 @@ def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, s
     if item.prediction is not None:
         result = [_brush(item.prediction > 0, FOREGROUND)] if classes is None else \
             [_brush(item.prediction == k, name) for k, name in enumerate(classes) if (item.prediction == k).any()]
-        task["predictions"] = [{"model_version": strategy, "score": score, "result": result}]
+        # The run and round, so that the rounds' pre-annotations can be told apart in one project.
+        task["predictions"] = [{"model_version": model_version, "score": score, "result": result}]
     return task
 
 

@@ -147,6 +147,7 @@ def test_the_request_holds_the_ranking_the_tasks_and_the_pictures(exp_root: Path
         i = task["data"]["sample_id"]
         assert task["data"]["image"] == f"/data/local-files/?d={FOLD}/pngs/round_000/to_annotate/images/{i}.png"
         (result,) = task["predictions"][0]["result"]
+        assert task["predictions"][0]["model_version"] == "pngs: round 0 picks for round 1"   # run and round
         predicted = np.asarray(Image.open(request / "predictions" / f"{i}.png")) > 0
         rle = decode_rle(result["value"]["rle"], result["original_height"], result["original_width"])
         assert np.array_equal(rle > 127, predicted)
