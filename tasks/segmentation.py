@@ -170,7 +170,7 @@ class SegmentationTask(Task):
     def write_request(self, folder: Path, r: int, work: RoundWork | None, ledger: Ledger, infer: Inference) -> None:
         """The picked images with the reported model's label map and uncertainty (r = -1: the initial set)."""
         if work is None:
-            self.write_label_map_request(folder, -1, None, infer, self.data.train.ids, ledger.labelled, {}, {})
+            self.write_label_map_request(folder, -1, None, infer, ledger.labelled, ledger.labelled, {}, {})
             return
         self.write_label_map_request(folder, r, work.members[0], infer, ledger.unlabelled, work.pick.selected,
                                      work.pick.scores, work.pick.regions)

@@ -158,6 +158,9 @@ def test_the_request_holds_the_ranking_the_tasks_and_the_pictures(exp_root: Path
     assert page.count('class="card"') == 3 and page.count("data:image/png;base64,") == 9
     initial = exp_root / FOLD / "pngs" / "initial" / "to_annotate"
     assert sorted(_picked(initial)) == sorted(state["labelled"])
+    with open(initial / "ranking.csv") as f:   # a random draw: the drawn images only, none with a score
+        rows = list(csv.DictReader(f))
+    assert sorted(r["id"] for r in rows) == sorted(state["labelled"]) and all(r["score"] == "" for r in rows)
     assert "predictions" not in json.loads((initial / "label_studio_tasks.json").read_text())[0]
 
 

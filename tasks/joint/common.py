@@ -43,8 +43,9 @@ class JointTaskBase(Task):
 
     def write_request(self, folder: Path, r: int, work: RoundWork | None, ledger: Ledger, infer: Inference) -> None:
         if work is None:
+            # The initial set is a random draw: its ranking holds the drawn images only, unscored.
             write_next_request(self.cfg, self.run, folder, -1, self.data, None, infer, self.cfg.seg_threshold,
-                               self.data.pool.ids, ledger.labelled, {}, {}, self.regions)
+                               ledger.labelled, ledger.labelled, {}, {}, self.regions)
             return
         write_next_request(self.cfg, self.run, folder, r, self.data, work.members[0], infer, work.threshold,
                            ledger.unlabelled, work.pick.selected, work.pick.scores, work.pick.regions, self.regions)
