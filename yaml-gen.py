@@ -19,7 +19,8 @@ import yaml
 
 import constants as C
 from atomic_io import atomic_write_text
-from parseit import CONFIG_DIR, OVERRIDES_SECTION, SCHEMA, SEPARATOR, accepts
+from config_schema import SCHEMA, SEPARATOR, accepts
+from parseit import CONFIG_DIR, OVERRIDES_SECTION
 
 # The GlaS configuration of the paper is the base; other datasets change what differs.
 BASE: dict[str, Any] = {

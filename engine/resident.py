@@ -58,7 +58,12 @@ class EvalBatch:
     masks: Tensor | None          # (B,1,H,W) uint8 true masks at original resolution, on the device
     labels: Tensor                # (B,) int64, on the device
     geometry: EvalGeometry        # shared by the whole batch (same original size)
-    keys: list[tuple[int, int]] = field(default_factory=list)   # (set, position): the images, for caches
+    set_uid: int = -1             # the EvalSet's uid
+
+    @property
+    def keys(self) -> list[tuple[int, int]]:
+        """(set uid, position) of each image: what caches name them by (models/frozen.py)."""
+        return [(self.set_uid, p) for p in self.positions]
 
 
 _SET_IDS = itertools.count()
@@ -113,8 +118,7 @@ class EvalSet:
                 chunk = members[start:start + self.batch_size]
                 masks = None if no_mask else torch.stack([self._masks[p] for p in chunk]).unsqueeze(1)
                 yield EvalBatch(positions=chunk, images=torch.stack([self._views[p] for p in chunk]),
-                                masks=masks, labels=self._labels_device[chunk], geometry=geom,
-                                keys=[(self.uid, p) for p in chunk])
+                                masks=masks, labels=self._labels_device[chunk], geometry=geom, set_uid=self.uid)
 
 
 @dataclass
