@@ -157,6 +157,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seg_threshold": _k(float, "foreground threshold when none is estimated", minimum=0.0, maximum=1.0),
         "estimate_seg_thres": _k(bool, "estimate the threshold (best mean IoU on validation) for final metrics"),
         "estimate_pseg_thres": _k(bool, "estimate the threshold used to cut pseudo-masks"),
+        "wsl_method": _k(str, "stage 1 (WSL) localiser: WILDCAT's class maps, or min-max entropy with recursive erasing "
+                         "(section minmax); stage 2 starts from the theta0 of this method", choices=C.WSL_METHODS),
+        "crf": _k(bool, "min-max entropy WSL: refine the localiser's masks with a dense CRF at evaluation (metrics "
+                  "with and without it are reported; needs pydensecrf2)"),
+        "crf_pseudo_masks": _k(bool, "Label_prop: refine the pseudo-masks with a dense CRF (needs pydensecrf2)"),
+        "crf_preset": _k(str, "dense-CRF parameters of the reference code: glas, cub (CUB and Oxford flowers) or "
+                         "default", choices=C.CRF_PRESETS),
         "path_pre_trained": _k(str, "stage-1 checkpoint (theta0); null: the WSL run of this dataset/split/fold/seed",
                                nullable=True),
         "pre_trained": _k(bool, "ImageNet weights for the backbone"),
@@ -176,6 +183,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backbone_dropout": _k(float, "dropout on backbone outputs and head blocks (MC_Dropout, MC_entropy, "
                                "MC_BALD)",
                                minimum=0.0, maximum=0.99),
+    },
+    "minmax": {
+        "sigma": _k(float, "min-max entropy: foreground threshold of the normalised map (R+ = sigmoid(w (M - sigma)))",
+                    minimum=0.0, maximum=1.0),
+        "w": _k(float, "min-max entropy: slope of the soft foreground map", minimum=0.0),
+        "scale": _k(float, "min-max entropy: resize factor of the masked images the classifier sees",
+                    minimum=0.05, maximum=1.0),
+        "pool_dropout": _k(float, "min-max entropy: dropout on the sorted activations of both WILDCAT heads",
+                      minimum=0.0, maximum=0.99),
+        "erase_steps": _k(int, "min-max entropy: recursive erasing steps per batch (0: no erasing)", minimum=0),
+        "erase_from_epoch": _k(int, "min-max entropy: first epoch (0-based) that erases", minimum=0),
+        "sigma_erase": _k(float, "min-max entropy: trust decay exp(-t / sigma_erase) of erasing step t", minimum=0.0),
+        "detach_map": _k(bool, "min-max entropy: the foreground map enters the classifier detached, so the entropy "
+                         "terms never reach the localiser head (the reference code; false: the paper's text)"),
+        "normalise": _k(str, "min-max entropy: min-max normalisation of the foreground map in training, over the "
+                        "whole batch (the reference code) or per image (evaluation is always per image)",
+                        choices=C.MINMAX_NORMALISATIONS),
     },
     "classification": {
         "model": _k(str, "torchvision classification model by name (resnet18, resnet34, squeezenet1_1, ...)"),

@@ -20,6 +20,18 @@ LL4AL = "LL4AL"
 DAL = "DAL"
 PAPER_METHODS = (WSL, RANDOM, ENTROPY, MC_DROPOUT, LABEL_PROP, FULL_SUP)
 METHODS = (*PAPER_METHODS, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, ENSEMBLE, CORESET, HU, HU_KNN, LL4AL, DAL)
+# How stage 1 (the WSL round) localises: WILDCAT's class maps, or seed 003's min-max entropy localiser
+# (docs of tasks/joint/wsl_methods.py). Stage 2 starts from the theta0 of the configured one.
+WSL_WILDCAT = "wildcat"
+WSL_MINMAX = "minmax_entropy"
+WSL_METHODS = (WSL_WILDCAT, WSL_MINMAX)
+# Min-max entropy: the foreground map is min-max normalised over the whole batch (the reference code) or
+# per image (the paper's text).
+NORMALISE_BATCH = "batch"
+NORMALISE_IMAGE = "image"
+MINMAX_NORMALISATIONS = (NORMALISE_BATCH, NORMALISE_IMAGE)
+# Dense-CRF parameter sets of the reference code (engine/crf.py).
+CRF_PRESETS = ("glas", "cub", "default")
 # Methods that run a single round (no acquisition).
 SINGLE_ROUND_METHODS = (WSL, FULL_SUP)
 # Methods that score the pool with stochastic forward passes (they train with dropout on).

@@ -434,12 +434,25 @@ def _check_joint(data: dict[str, Any]) -> None:
                           "configuration of its task")
     if method == C.WSL and data["estimate_seg_thres"]:
         raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
+    _check_crf(data)
     if method in C.MC_METHODS and data["model"]["backbone_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but model.backbone_dropout is "
                           f"{data['model']['backbone_dropout']:g}: pass --backbone_dropout 0.2")
     _check_pixel_labels(data)
     if data["min_histc"] >= data["max_histc"]:
         raise ConfigError(f"min_histc {data['min_histc']} must be below max_histc {data['max_histc']}")
+
+
+def _check_crf(data: dict[str, Any]) -> None:
+    """A dense CRF the run will use must be installed before anything is trained."""
+    method = data["al_type"]
+    if (data["crf"] and method == C.WSL and data["wsl_method"] == C.WSL_MINMAX) or (
+            data["crf_pseudo_masks"] and method == C.LABEL_PROP):
+        from engine.crf import CrfUnavailable, require_crf
+        try:
+            require_crf()
+        except CrfUnavailable as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _safe_name(text: str) -> bool:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+import constants as C
 from atomic_io import atomic_write_text
 from parseit import Config, resolve_path
 
@@ -68,7 +69,8 @@ def theta0_path(cfg: Config) -> Path:
     """Where stage 1 writes theta0 and stage 2 reads it (one per dataset, split, fold and seed)."""
     if cfg.path_pre_trained:
         return resolve_path(cfg.path_pre_trained)
-    return experiment_dir(cfg) / "theta0" / f"seed_{cfg.MYSEED}.pt"
+    stem = f"seed_{cfg.MYSEED}" if cfg.wsl_method == C.WSL_WILDCAT else f"{cfg.wsl_method}-seed_{cfg.MYSEED}"
+    return experiment_dir(cfg) / "theta0" / f"{stem}.pt"
 
 
 class RunStateError(ValueError):
@@ -123,6 +125,7 @@ class RoundState:
     pseudo_threshold: float | None = None
     theta0: str | None = None
     theta0_sha256: str | None = None                             # stage 2: digest of the theta0 the run started from
+    wsl_method: str | None = None                                # joint task: the stage-1 localiser that trained theta0
     test_dice_per_image: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)       # strategy score of every scored candidate
     timings: dict[str, float] = field(default_factory=dict)      # seconds per phase
@@ -206,7 +209,7 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "round": (int,), "method": (str,), "seed": (int,), "dataset": (str,), "n_train": (int,),
     "labelled": (list,), "selected": (list,), "exhausted": (bool,), "metrics": (dict,), "history": (dict,),
     "pseudo_pairs": (dict,), "n_pseudo_trained": (int,), "threshold": (float, int, type(None)),
-    "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "theta0_sha256": (str, type(None)), "test_dice_per_image": (dict,),
+    "pseudo_threshold": (float, int, type(None)), "theta0": (str, type(None)), "theta0_sha256": (str, type(None)), "wsl_method": (str, type(None)), "test_dice_per_image": (dict,),
     "scores": (dict,), "timings": (dict,), "unit": (str,), "revealed": (dict,), "selected_regions": (dict,),
     "pixels_annotated": (int,), "n_pixels": (int,), "annotations": (dict,),
     "annotation_seconds": (float, int, type(None)), "task": (str,), "stop_reason": (str, type(None)),

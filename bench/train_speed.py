@@ -21,7 +21,7 @@ from data.augment import random_crop_flip
 from engine.evaluate import Inference
 from engine.resident import TrainingItems
 from engine.runtime import autocast, cpu_generator, set_deterministic, sync
-from engine.train import BestModel, TrainSettings, fit
+from engine.train import BestModel, HybridObjective, TrainSettings, fit
 from losses.hybrid import HybridLoss
 from models.hybrid import HybridModel
 
@@ -74,7 +74,7 @@ def stage2_loss() -> HybridLoss:
 
 def pipeline_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Measured]:
     """Images per second of engine.train.fit over `size.iterations` batches, after a warm-up."""
-    loss = stage2_loss()
+    loss = HybridObjective(stage2_loss(), inference, segmentation=True)
     best = BestModel(model)
     gen = cpu_generator(seed)
     fit(model, resident_items(size, size.warmup * size.batch, inference.device, seed), loss, settings(size),

@@ -19,17 +19,22 @@ def random_crop_flip(
     hflip: bool,
     vflip: bool,
     generator: torch.Generator,
+    draws: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, crop, crop) uint8 crops and their (B, 1, crop, crop) uint8 masks.
 
     A sample without a mask (None) gets an all-zero mask; the caller knows from its tag that the
-    mask carries no supervision.
+    mask carries no supervision. `draws`: (B, 4) uniform numbers in [0, 1) (top, left, hflip, vflip)
+    drawn by the caller; None draws them from `generator`.
     """
     if not images or len(images) != len(masks):
         raise ValueError(f"expected as many masks as images (got {len(images)} and {len(masks)})")
     count = len(images)
     device = images[0].device
-    draws = torch.rand((count, 4), generator=generator)
+    if draws is None:
+        draws = torch.rand((count, 4), generator=generator)
+    elif tuple(draws.shape) != (count, 4):
+        raise ValueError(f"expected (batch, 4) draws for {count} images, got {tuple(draws.shape)}")
     crops = torch.empty((count, 3, crop, crop), dtype=torch.uint8, device=device)
     crop_masks = torch.zeros((count, 1, crop, crop), dtype=torch.uint8, device=device)
     for index, (image, mask) in enumerate(zip(images, masks)):

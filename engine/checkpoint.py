@@ -26,22 +26,31 @@ class CheckpointError(FileNotFoundError):
     """theta0 is missing or does not fit the model (one line naming the file and the fix)."""
 
 
+def hybrid_arguments(cfg: Config, imagenet: bool) -> dict[str, Any]:
+    """The hybrid model's keyword arguments from the configuration's model keys."""
+    m = cfg.model
+    return {"modalities": m.modalities, "kmax": m.kmax, "kmin": m.kmin, "alpha": m.alpha, "dropout": m.dropout,
+            "base_width": m.base_width, "leak": m.leak, "backbone_dropout": m.backbone_dropout,
+            "full_res_width": m.full_res_width, "pretrained": imagenet and cfg.pre_trained,
+            "weights_path": cfg.imagenet_weights_path if imagenet else None}
+
+
+def placed(model: HybridModel, cfg: Config, device: torch.device) -> HybridModel:
+    """The model on the device, channels_last on CUDA when configured."""
+    model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: bool,
                 loss_prediction_width: int = 0) -> HybridModel:
     """A fresh hybrid model; ImageNet weights only where asked (stage 1), theta0 covers stage 2.
 
     `loss_prediction_width` > 0 adds LL4AL's loss-prediction module (stage 2 of LL4AL only).
     """
-    m = cfg.model
-    model = HybridModel(num_classes, modalities=m.modalities, kmax=m.kmax, kmin=m.kmin, alpha=m.alpha,
-                        dropout=m.dropout, base_width=m.base_width, leak=m.leak,
-                        backbone_dropout=m.backbone_dropout, full_res_width=m.full_res_width, pretrained=imagenet and cfg.pre_trained,
-                        weights_path=cfg.imagenet_weights_path if imagenet else None,
-                        loss_prediction_width=loss_prediction_width)
-    model.to(device)
-    if cfg.channels_last and device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    return model
+    return placed(HybridModel(num_classes, **hybrid_arguments(cfg, imagenet),
+                              loss_prediction_width=loss_prediction_width), cfg, device)
 
 
 def save_torch(path: Path, payload: Any) -> None:

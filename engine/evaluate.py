@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from data.augment import normalise
 from data.views import restore_logits
+from engine.crf import CrfParams, refine_batch
 from engine.metrics import best_threshold, confusion_counts, dice, dice_from_counts, miou_from_counts, sweep_thresholds
 from engine.resident import EvalBatch, EvalSet
 from engine.runtime import autocast
@@ -90,11 +91,26 @@ class SetMetrics:
     dice: list[float]
     miou: list[float]
     correct: list[bool]
+    dice_bg: list[float] = field(default_factory=list)   # Dice of the background (F1-), where measured
 
     def summary(self) -> dict[str, float]:
         n = max(len(self.ids), 1)
-        return {"dice_idx": 100 * sum(self.dice) / n, "miou": 100 * sum(self.miou) / n,
-                "acc": 100 * sum(self.correct) / n, "n": len(self.ids)}
+        out = {"dice_idx": 100 * sum(self.dice) / n, "miou": 100 * sum(self.miou) / n,
+               "acc": 100 * sum(self.correct) / n, "n": len(self.ids)}
+        if self.dice_bg:
+            out["dice_bg"] = 100 * sum(self.dice_bg) / n
+        return out
+
+
+def mask_rows(pred: Tensor, masks: Tensor, correct: Tensor) -> Tensor:
+    """(B, 4) per image: Dice of the foreground (F1+), mIoU, correct class, Dice of the background (F1-)."""
+    truth = masks.bool()
+    tp = (pred & truth).flatten(1).sum(1).double()
+    fp = (pred & ~truth).flatten(1).sum(1).double()
+    fn = truth.flatten(1).sum(1).double() - tp
+    tn = pred[0].numel() - tp - fp - fn
+    return torch.stack([dice_from_counts(tp, fp, fn), miou_from_counts(tp, fp, fn, tn), correct.double(),
+                        dice_from_counts(tn, fn, fp)], 1)
 
 
 def segmentation_metrics(model: nn.Module, eval_set: EvalSet, inference: Inference, threshold: float,
@@ -108,7 +124,7 @@ def segmentation_metrics(model: nn.Module, eval_set: EvalSet, inference: Inferen
         rows.append(torch.stack([dice_from_counts(tp, fp, fn)[:, 0], miou_from_counts(tp, fp, fn, tn)[:, 0],
                                  (scores.argmax(1) == batch.labels).double()], 1))
         order.extend(batch.positions)
-    return _collect(eval_set, order, rows)
+    return collect_rows(eval_set, order, rows)
 
 
 def wsl_metrics(model: nn.Module, eval_set: EvalSet, inference: Inference) -> dict[str, SetMetrics]:
@@ -131,18 +147,14 @@ def wsl_metrics(model: nn.Module, eval_set: EvalSet, inference: Inference) -> di
             predicted = scores.float().argmax(1)
             correct = (predicted == batch.labels).double()
             for rows, cls in ((rows_pred, predicted), (rows_true, batch.labels)):
-                pred = winner == cls.view(-1, 1, 1, 1)
-                tp = (pred & batch.masks.bool()).flatten(1).sum(1).double()
-                fp = (pred & ~batch.masks.bool()).flatten(1).sum(1).double()
-                fn = batch.masks.bool().flatten(1).sum(1).double() - tp
-                tn = pred[0].numel() - tp - fp - fn
-                rows.append(torch.stack([dice_from_counts(tp, fp, fn), miou_from_counts(tp, fp, fn, tn), correct], 1))
+                rows.append(mask_rows(winner == cls.view(-1, 1, 1, 1), batch.masks, correct))
             order.extend(batch.positions)
-    return {"predicted_class": _collect(eval_set, order, rows_pred),
-            "true_class": _collect(eval_set, order, rows_true)}
+    return {"predicted_class": collect_rows(eval_set, order, rows_pred),
+            "true_class": collect_rows(eval_set, order, rows_true)}
 
 
-def _collect(eval_set: EvalSet, order: list[int], rows: list[Tensor]) -> SetMetrics:
+def collect_rows(eval_set: EvalSet, order: list[int], rows: list[Tensor]) -> SetMetrics:
+    """Per-image rows (dice, miou, correct[, dice_bg]) gathered in any order, as the set's metrics."""
     if not rows:
         return SetMetrics([], [], [], [])
     table = torch.cat(rows).cpu().numpy()
@@ -150,7 +162,7 @@ def _collect(eval_set: EvalSet, order: list[int], rows: list[Tensor]) -> SetMetr
     table = table[by_position]
     ids = [eval_set.ids[p] for p in sorted(order)]
     return SetMetrics(ids=ids, dice=table[:, 0].tolist(), miou=table[:, 1].tolist(),
-                      correct=[bool(v) for v in table[:, 2]])
+                      correct=[bool(v) for v in table[:, 2]], dice_bg=table[:, 3].tolist() if table.shape[1] > 3 else [])
 
 
 def estimate_threshold(model: nn.Module, valid: EvalSet, inference: Inference) -> tuple[float, float]:
@@ -164,11 +176,14 @@ def estimate_threshold(model: nn.Module, valid: EvalSet, inference: Inference) -
 
 
 def predict_masks(model: nn.Module, eval_set: EvalSet, inference: Inference, threshold: float,
-                  positions: Sequence[int]) -> tuple[dict[int, Tensor], dict[int, float]]:
-    """Binary masks (uint8, original resolution, on the device) and their Dice against the true masks."""
+                  positions: Sequence[int], crf: CrfParams | None = None) -> tuple[dict[int, Tensor], dict[int, float]]:
+    """Binary masks (uint8, original resolution, on the device) and their Dice against the true masks; with
+    `crf`, the probabilities are refined by a dense CRF before the threshold."""
     masks: dict[int, Tensor] = {}
     scores: dict[int, float] = {}
     for batch, probs, _ in predict(model, eval_set, inference, positions):
+        if crf is not None:
+            probs = refine_batch(batch, probs, crf)
         binary = (probs >= threshold).to(torch.uint8)
         if batch.masks is not None:
             values = dice(binary, batch.masks).cpu().tolist()

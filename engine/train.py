@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from data.augment import random_crop_flip
 from engine.evaluate import Inference
 from engine.resident import TrainingItems
-from engine.runtime import autocast, sync
+from engine.runtime import autocast, cpu_generator, derived_seed, sync
 from losses.hybrid import HybridLoss, per_sample_bce
 from losses.ranking import margin_ranking_loss
 
@@ -43,6 +44,7 @@ class TrainSettings:
     segmentation: bool      # False in stage 1: classification only, the segmentation head is skipped
     progress: bool = False
     grad_clip_norm: float = 0.0   # largest L2 norm of one step's gradient (0: none)
+    per_sample_augmentation: bool = False   # each sample's crop and flips drawn from (seed, epoch, index)
 
 
 @dataclass(frozen=True)
@@ -141,15 +143,70 @@ def diverged(desc: str, loss: float, epoch: int, settings: TrainSettings) -> Tra
                          f"norm (--grad_clip_norm, now {clip}), or check the data")
 
 
-def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: TrainSettings,
-        inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
-        generator: torch.Generator, desc: str = "train",
-        loss_prediction: LossPredictionTraining | None = None) -> FitStats:
-    """Train for settings.epochs, validating after every epoch and offering the weights to `best`.
+class StepLoss(NamedTuple):
+    """What one batch's objective gives the loop: the loss still to backpropagate (an objective may have
+    backpropagated parts of its loss itself), the batch's loss to log, and the largest |logit|."""
 
-    With `loss_prediction`, the model's loss-prediction module learns to rank the per-sample
-    segmentation losses of each batch (its parameters are in the same optimiser).
-    """
+    backward: torch.Tensor
+    logged: torch.Tensor
+    peak: torch.Tensor
+
+
+class Objective(Protocol):
+    """The loss of one training batch; called after the gradients are zeroed, before the optimiser steps."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, batch: Batch, epoch: int) -> StepLoss: ...
+
+
+class Batch(NamedTuple):
+    labels: torch.Tensor
+    masks: torch.Tensor | None
+    tags: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HybridObjective:
+    """The hybrid loss of the classifier (stage 1) or of the segmentation head (stage 2), with LL4AL's
+    ranking loss when `loss_prediction` is set."""
+
+    loss_fn: HybridLoss
+    inference: Inference
+    segmentation: bool
+    loss_prediction: LossPredictionTraining | None = None
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, batch: Batch, epoch: int) -> StepLoss:
+        taps: list[torch.Tensor] | None = [] if self.loss_prediction is not None else None
+        with autocast(self.inference.device, self.inference.bf16):
+            enc = model.encode(x, with_full_res=self.segmentation)
+            scores, _ = model.classify(enc)
+            logits = model.segment(enc, taps) if self.segmentation else None
+        loss, _ = self.loss_fn(scores.float(), None if logits is None else logits.float(), batch.labels,
+                               batch.masks, batch.tags, return_terms=False)
+        if self.loss_prediction is not None:
+            predicted = model.predict_loss(taps, detach=epoch >= self.loss_prediction.detach_epoch)
+            target = per_sample_bce(logits.float(), batch.masks, self.loss_fn.ignore_unrevealed)
+            loss = loss + self.loss_prediction.weight * margin_ranking_loss(predicted, target,
+                                                                            self.loss_prediction.margin)
+        return StepLoss(loss, loss.detach(), (scores if logits is None else logits).detach().abs().amax().float())
+
+
+def augmented_batch(items: TrainingItems, idx: list[int], settings: TrainSettings, epoch: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops and flips of the batch; with `per_sample_augmentation` each sample's draws come from (the run's
+    seed, epoch, its index) alone, so they do not depend on which batch it lands in."""
+    draws = None
+    if settings.per_sample_augmentation:
+        seed = generator.initial_seed()
+        draws = torch.stack([torch.rand(4, generator=cpu_generator(derived_seed(seed, epoch, i))) for i in idx])
+    masks = [items.masks[i] for i in idx] if settings.segmentation else [None] * len(idx)
+    return random_crop_flip([items.images[i] for i in idx], masks, settings.crop, settings.hflip, settings.vflip,
+                            generator, draws=draws)
+
+
+def fit(model: nn.Module, items: TrainingItems, objective: Objective, settings: TrainSettings,
+        inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
+        generator: torch.Generator, desc: str = "train") -> FitStats:
+    """Train for settings.epochs, validating after every epoch and offering the weights to `best`."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                 nesterov=settings.nesterov, dampening=settings.dampening,
@@ -169,29 +226,16 @@ def fit(model: nn.Module, items: TrainingItems, loss_fn: HybridLoss, settings: T
         order = torch.randperm(n, generator=generator).tolist()
         for first, last in batch_bounds(n, settings.batch_size):
             idx = order[first:last]
-            images, masks = random_crop_flip([items.images[i] for i in idx],
-                                             [items.masks[i] for i in idx] if settings.segmentation else
-                                             [None] * len(idx),
-                                             settings.crop, settings.hflip, settings.vflip, generator)
-            x = inference.prepare(images)
-            taps: list[torch.Tensor] | None = [] if loss_prediction is not None else None
-            with autocast(device, inference.bf16):
-                enc = model.encode(x, with_full_res=settings.segmentation)
-                scores, _ = model.classify(enc)
-                logits = model.segment(enc, taps) if settings.segmentation else None
-            loss, _ = loss_fn(scores.float(), None if logits is None else logits.float(), items.labels[idx],
-                              masks if settings.segmentation else None, items.tags[idx], return_terms=False)
-            if loss_prediction is not None:
-                predicted = model.predict_loss(taps, detach=epoch >= loss_prediction.detach_epoch)
-                target = per_sample_bce(logits.float(), masks, loss_fn.ignore_unrevealed)
-                loss = loss + loss_prediction.weight * margin_ranking_loss(predicted, target, loss_prediction.margin)
+            images, masks = augmented_batch(items, idx, settings, epoch, generator)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            step = objective(model, inference.prepare(images), Batch(items.labels[idx], masks if
+                                                                      settings.segmentation else None,
+                                                                      items.tags[idx]), epoch)
+            step.backward.backward()
             grad_norm = clip_gradient(params, settings.grad_clip_norm)
-            logit_peak = (scores if logits is None else logits).detach().abs().amax().float()
-            peaks = torch.maximum(peaks, torch.stack([grad_norm.to(device), logit_peak]))
+            peaks = torch.maximum(peaks, torch.stack([grad_norm.to(device), step.peak.to(device)]))
             optimiser.step()
-            epoch_loss += loss.detach() * len(idx)
+            epoch_loss += step.logged * len(idx)
         sync(device)
         middle = time.perf_counter()
         score = validate(model)

@@ -884,7 +884,8 @@ def test_config_differences_skip_keys_the_saved_run_predates() -> None:
 
 
 def test_committed_yaml_files_are_what_yaml_gen_writes(yaml_gen: ModuleType) -> None:
-    names = sorted([*yaml_gen.DATASETS, *yaml_gen.CLASSIFICATION, *yaml_gen.SEGMENTATION])
+    names = sorted(yaml_gen.config_files())
+    assert {f"{name}-minmax" for name in (C.GLAS, C.CUB, C.OXFORD_FLOWERS, C.PH2)} <= set(names)
     assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == names
     for name in names:
         assert (CONFIG_DIR / f"{name}.yaml").read_text() == yaml_gen.render_dataset(name), name
@@ -901,9 +902,7 @@ def test_yaml_gen_check_detects_stale_files(yaml_gen: ModuleType, tmp_path: Path
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["yaml-gen.py", "--out", str(tmp_path)])
     yaml_gen.main()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.yaml" for n in
-                                                                [*yaml_gen.DATASETS, *yaml_gen.CLASSIFICATION,
-                                                                 *yaml_gen.SEGMENTATION])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.yaml" for n in yaml_gen.config_files())
     monkeypatch.setattr(sys, "argv", ["yaml-gen.py", "--out", str(tmp_path), "--check"])
     yaml_gen.main()  # fresh files: no exit
     path = tmp_path / "cub.yaml"
@@ -940,7 +939,8 @@ def test_every_file_parses_for_every_method(path: Path) -> None:
     methods = {C.TASK_CLASSIFICATION: C.CLASSIFICATION_METHODS, C.TASK_SEGMENTATION: C.SEGMENTATION_METHODS}
     for method in methods.get(task, C.METHODS):
         cfg = parse_config(["--yaml", path.name, "--al_type", method])
-        assert cfg.dataset == path.stem and cfg.al_type == method
+        assert cfg.dataset == path.stem.removesuffix("-minmax") and cfg.al_type == method
+        assert (cfg.get("wsl_method") == C.WSL_MINMAX) == path.stem.endswith("-minmax")
         if task != C.TASK_SEGMENTATION:   # the U-Net keeps its dropout for every method (0.2)
             dropout = cfg.classification.head_dropout if task == C.TASK_CLASSIFICATION else cfg.model.backbone_dropout
             assert (dropout > 0) == (method in C.MC_METHODS), method

@@ -110,3 +110,17 @@ def test_theta0_round_trip_digest_and_origin(tmp_path: Path) -> None:
         load_theta0(path)
     with pytest.raises(CheckpointError, match="not found: run the WSL round first"):
         load_theta0(tmp_path / "missing.pt")
+
+
+def test_pseudo_masks_refined_by_a_dense_crf_follow_the_image() -> None:
+    pytest.importorskip("pydensecrf.densecrf", reason="pydensecrf2 is not installed: run bash dependencies/setup.sh")
+    from engine.crf import CRF_PRESETS
+
+    # Probability 0.9 on the bright box, 0.2 on the dark rest: at threshold 0.15 everything is foreground,
+    # until the CRF pulls the uniform dark background to the confident background class.
+    model = BrightIsForeground(inside=math.log(0.9 / 0.1), outside=math.log(0.2 / 0.8))
+    data, infer = eval_set(), Inference(torch.device("cpu"))
+    plain, plain_dice = predict_masks(model, data, infer, 0.15, [0])
+    refined, refined_dice = predict_masks(model, data, infer, 0.15, [0], crf=CRF_PRESETS["default"])
+    assert int(plain[0].sum()) == 40 * 50 and plain_dice[0] == pytest.approx(2 * 200 / 2200)
+    assert refined_dice[0] > 0.95 and int(refined[0].sum()) < 260

@@ -12,7 +12,16 @@ import torch
 import constants as C
 from engine.evaluate import Inference
 from engine.resident import TrainingItems
-from engine.train import BestModel, FitStats, TrainingError, TrainSettings, batch_bounds, clip_gradient, fit
+from engine.train import (
+    BestModel,
+    FitStats,
+    HybridObjective,
+    TrainingError,
+    TrainSettings,
+    batch_bounds,
+    clip_gradient,
+    fit,
+)
 from losses.hybrid import HybridLoss
 from models.hybrid import HybridModel
 
@@ -70,7 +79,8 @@ def settings(**changes: object) -> TrainSettings:
 
 def train(model: HybridModel, s: TrainSettings) -> FitStats:
     loss = HybridLoss(1.0, 1.0, 0.1, train_classifier=False)
-    stats = fit(model, items(), loss, s, Inference(torch.device("cpu")), lambda m: 0.5, BestModel(model), 0,
+    infer = Inference(torch.device("cpu"))
+    stats = fit(model, items(), HybridObjective(loss, infer, s.segmentation), s, infer, lambda m: 0.5, BestModel(model), 0,
                 torch.Generator().manual_seed(2))
     return stats
 

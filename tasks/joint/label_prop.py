@@ -11,6 +11,7 @@ import torch
 from al.pseudo_label import FeatureSettings, load_or_build, pair_unlabelled
 from al.state import RoundState, RunFolder, experiment_dir
 from engine.context import RunData
+from engine.crf import CRF_PRESETS
 from engine.evaluate import estimate_threshold, predict_masks
 from engine.resident import TrainPool
 from parseit import Config
@@ -53,5 +54,6 @@ def pseudo_masks(cfg: Config, model: Any, data: RunData, infer: Any, ids: list[s
     """Masks the model draws for `ids`, cut at `threshold` or at the pseudo-label threshold of the config."""
     if threshold is None:
         threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_pseg_thres else cfg.seg_threshold
-    masks, dice = predict_masks(model, data.train_eval, infer, threshold, [data.pool.position[u] for u in ids])
+    masks, dice = predict_masks(model, data.train_eval, infer, threshold, [data.pool.position[u] for u in ids],
+                                crf=CRF_PRESETS[cfg.crf_preset] if cfg.crf_pseudo_masks else None)
     return PseudoMasks(masks, dice, threshold)

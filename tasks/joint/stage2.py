@@ -152,7 +152,7 @@ class JointTask(JointTaskBase):
                           best=BestEpoch(epoch=work.best.epoch, cycle=work.best.cycle, valid_score=work.best.score,
                                          member=work.best.member),
                           metrics=work.metrics, test_dice_per_image=work.test_dice, scores=pick.scores,
-                          history=work.history, theta0_sha256=self.digest)
+                          history=work.history, theta0_sha256=self.digest, wsl_method=self.cfg.wsl_method)
 
 
 def acquire(cfg: Any, strategy: Any, members: list[Any], data: Any, infer: Inference, candidates: list[str],

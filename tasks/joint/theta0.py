@@ -14,7 +14,7 @@ def checked_theta0(cfg: Config, run: RunFolder, first: int) -> tuple[dict[str, A
     when it is not the one the run's earlier rounds started from."""
     path = theta0_path(cfg)
     theta0 = load_theta0(path)
-    expected = {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold}
+    expected = {"dataset": cfg.dataset, "split": cfg.split, "fold": cfg.fold, "wsl_method": cfg.wsl_method}
     if not cfg.path_pre_trained:  # an explicit file may serve several seeds, as in the paper's scripts
         expected["seed"] = cfg.MYSEED
     check_theta0_origin(theta0, path, expected)

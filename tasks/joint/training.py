@@ -10,7 +10,7 @@ from engine.checkpoint import model_from_theta0
 from engine.context import RunData, train_settings
 from engine.evaluate import Inference, validation_dice
 from engine.runtime import cpu_generator, derived_seed, seed_everything
-from engine.train import BestModel, LossPredictionTraining, fit
+from engine.train import BestModel, HybridObjective, LossPredictionTraining, fit
 from losses.hybrid import HybridLoss
 from parseit import Config
 from tasks.base import AUGMENT, TRAIN, Clock
@@ -51,12 +51,11 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
                       cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
                       else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False,
                       ignore_unrevealed=cfg.annotation_unit == C.UNIT_REGION)
-    stats = fit(model, data.pool.items(entries), loss,
+    stats = fit(model, data.pool.items(entries), HybridObjective(loss, infer, True, loss_prediction),
                 train_settings(cfg, data.pool.geometry.train_crop, True, cfg.hflip, cfg.vflip), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
                 generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT, *extra)),
-                desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""),
-                loss_prediction=loss_prediction)
+                desc=f"{cfg.al_type} r{r} c{cycle}" + (f" m{member}" if member else ""))
     clock.add("train", stats.train_seconds)
     clock.add("validate", stats.validate_seconds)
     return model, best, stats.curves()
