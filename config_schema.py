@@ -39,6 +39,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "al_it": _k(int, "active-learning round run by this call (0-based)", minimum=0),
         "al_it_end": _k(int, "run rounds al_it..al_it_end in one process (null: al_it only)",
                         nullable=True, minimum=0),
+        "redo_round": _k(int, "run finished round r again, e.g. with corrected answers (r must be al_it): "
+                         "round r and every later round are first moved to <run>/superseded/<time>/, nothing is "
+                         "deleted (null: a finished round is skipped)", nullable=True, minimum=0),
         "max_al_its": _k(int, "number of rounds of the study", minimum=1),
         "exp_id": _k(str, "run id shared by every round of one (method, seed); null: <al_type>-seed_<MYSEED>",
                      nullable=True),
@@ -264,7 +267,7 @@ LEAVES = _leaf_index()
 # Keys both tasks use. Every other key of the top level and of `model` belongs to the joint task, and
 # the `classification` section to the classification task: a file holds its task's keys only.
 SHARED_KEYS = frozenset({
-    "al_type", "al_it", "al_it_end", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
+    "al_type", "al_it", "al_it_end", "redo_round", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
     "device", "deterministic", "amp_bf16", "channels_last", "progress", "task", "dataset", "data_root", "oracle",
     "fold_folder", "split", "fold", "mcdropout_t", "mc_score", "ensemble_size", "ensemble_score", "coreset_chunk",
     "hu_ridge", "hu_pca_dim", "hu_pca_search", "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class",

@@ -38,7 +38,7 @@ import constants as C
 from al.answers import AnswerError
 from al.ledger import Ledger
 from al.methods import METHODS
-from al.state import RoundState, RunFolder, RunLockedError, RunStateError, run_dir
+from al.state import STATE_FILE, RoundState, RunFolder, RunLockedError, RunStateError, run_dir
 from al.strategies import StrategySettings, build_strategy
 from data.records import DataError
 from engine.checkpoint import CheckpointError
@@ -53,7 +53,7 @@ from tasks import Task, build_task
 from tasks.base import Clock
 
 # Keys that may change between calls on the same run folder without changing its results.
-RESUME_FREE_KEYS = ("al_it", "al_it_end", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
+RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
                     "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
                     "oracle_answers")
 
@@ -85,7 +85,7 @@ def run_rounds(cfg: Config) -> None:
     with RunFolder(run_dir(cfg), wait=method.stage == 1) as run:
         check_config(run, cfg)
         last = cfg.al_it if cfg.al_it_end is None else cfg.al_it_end
-        pending = pending_rounds(run, cfg.al_it, last)
+        pending = pending_rounds(run, cfg, last)
         if not pending:
             return
         task.prepare(run, pending[0])
@@ -93,6 +93,8 @@ def run_rounds(cfg: Config) -> None:
             ledger = task.ledger(run.read_state(r - 1) if r > 0 else None)
             revealed = take_in(cfg, task, oracle, run, r, ledger, infer, first=r == pending[0])
             save_config_once(run, cfg)
+            if r == cfg.redo_round:   # the new answers passed their checks: the old rounds step aside
+                print(f"round {r}: round {r} and later rounds moved to {run.supersede(r)}", flush=True)
             attempt = functools.partial(write_round, task, oracle, run, r, ledger, revealed)
             state = with_fp32_retry(attempt, infer, run, r)
             print(task.round_line(state), flush=True)
@@ -102,13 +104,25 @@ def run_rounds(cfg: Config) -> None:
                 break
 
 
-def pending_rounds(run: RunFolder, first: int, last: int) -> list[int]:
-    """Rounds first..last not finished yet; none when the study already stopped. Finished rounds are
-    read (a damaged state.json is reported, not skipped) and skipped."""
-    pending = [r for r in range(first, last + 1) if not run.is_done(r)]
+def pending_rounds(run: RunFolder, cfg: Config, last: int) -> list[int]:
+    """Rounds al_it..last not finished yet (all of them from redo_round on); none when the study already
+    stopped. Finished rounds are read (a damaged state.json is reported, not skipped) and skipped; a round
+    folder without its state, or finished rounds after the first pending one, are refused."""
+    first = cfg.al_it
+    redo = cfg.redo_round is not None
+    if redo and not run.round_folders(first):
+        raise RunStateError(f"--redo_round {first}: round {first} of {run.root} was never run: run it with "
+                            f"--al_it {first} and no --redo_round")
+    pending = [r for r in range(first, last + 1) if redo or not run.is_done(r)]
+    if not pending and cfg.oracle_answers:
+        raise RunStateError(f"round {first} of {run.root} already finished and took in its answers then: to "
+                            f"correct them, pass the corrected answers with --redo_round {first} (round {first} "
+                            "and later rounds are moved to superseded/, nothing is deleted)")
     for r in sorted(set(range(first, last + 1)) - set(pending)):
         run.read_state(r)
         print(f"round {r}: already finished in {run.root}, skipped")
+    if pending and not redo:
+        _check_unfinished(run, pending[0])
     if pending and pending[0] > 0 and not run.is_done(pending[0] - 1):
         raise RunStateError(f"round {pending[0] - 1} of {run.root} has not finished: run it first "
                             f"(--al_it {pending[0] - 1})")
@@ -117,6 +131,19 @@ def pending_rounds(run: RunFolder, first: int, last: int) -> list[int]:
         print(f"round {pending[0]}: the study stopped at round {pending[0] - 1} ({reason}), nothing to do")
         return []
     return pending
+
+
+def _check_unfinished(run: RunFolder, r: int) -> None:
+    """Round r is about to run: no folder of it may have lost its state, and no later round may have
+    finished (it was built on a round r that is gone)."""
+    if run.round_dir(r).exists():
+        raise RunStateError(f"{run.round_dir(r)} has no {STATE_FILE} (deleted or damaged): run again with "
+                            f"--redo_round {r} to move it to superseded/ and run round {r} again")
+    later = [j for j in run.done_rounds() if j > r]
+    if later:
+        raise RunStateError(f"round{'s' * (len(later) > 1)} {', '.join(map(str, later))} of {run.root} finished "
+                            f"after a round {r} that is gone: run again with --redo_round {r} to move them to "
+                            f"superseded/ and run round {r} again")
 
 
 def take_in(cfg: Config, task: Task, oracle: Oracle, run: RunFolder, r: int, ledger: Ledger, infer: Inference,

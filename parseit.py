@@ -348,6 +348,9 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if end is not None and not data["al_it"] <= end < data["max_al_its"]:
         raise ConfigError(f"al_it_end {end} must lie in [al_it={data['al_it']}, max_al_its-1="
                           f"{data['max_al_its'] - 1}]")
+    if data["redo_round"] is not None and data["redo_round"] != data["al_it"]:
+        raise ConfigError(f"redo_round {data['redo_round']} runs round {data['redo_round']} again, but al_it is "
+                          f"{data['al_it']}: pass --al_it {data['redo_round']} too")
     if method in C.SINGLE_ROUND_METHODS and (data["al_it"] != 0 or end not in (None, 0)):
         raise ConfigError(f"{method} has a single round, got al_it {data['al_it']} and al_it_end {end}: "
                           "use --al_it 0 and no al_it_end")

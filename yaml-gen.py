@@ -27,6 +27,7 @@ BASE: dict[str, Any] = {
     "al_type": C.RANDOM,
     "al_it": 0,
     "al_it_end": None,
+    "redo_round": None,
     "max_al_its": 25,
     "exp_id": None,
     "exp_root": "exps",

@@ -4,17 +4,22 @@ Two forms are read:
 - a folder of `<id>.png` masks. Rule: the PNG is read as greyscale (RGB is converted) and must hold
   only the values 0 and 255 (background, foreground) or only 0 and 1; anything else is refused
   as non-binary, so an anti-aliased or soft mask is never thresholded silently. Files that are not
-  PNG are ignored.
+  PNG are ignored, except `no_foreground.txt` (below).
 - a Label Studio JSON export (Export -> JSON) of the project made from the request's tasks. Each
   task names its image by `data.sample_id`; its latest annotation that was not skipped counts
   (the largest annotation id). Brush results (RLE) are foreground where their alpha is above 127;
-  polygon results (points in % of the image) are filled; several results are united. A task whose
-  annotation has no region is an image without foreground.
+  polygon results (points in % of the image) are filled; several results are united.
 
 With `classes` (the segmentation task's K classes) an answer is a label map instead: PNG values are
 class indices 0..K-1, or 255 for pixels left unlabelled (ignored); in an export each brush or polygon
 result names its class, later results are painted over earlier ones, and unpainted pixels are the
 class "background" when the dataset has one, else 255.
+
+An empty answer (no foreground drawn; a label map of nothing but background and unlabelled pixels) is
+what a person who forgot to draw, or pressed Submit by mistake, leaves: it is refused unless the answer
+says the image has no foreground. In a folder the id is listed in `no_foreground.txt` (one id per
+line; its PNG may then be left out); in Label Studio the choice "no foreground" of the labelling
+interface is ticked. Regions drawn on an image declared empty are refused too.
 
 Every picked id must be answered, no other id may be, and each mask must have its image's size.
 All problems are gathered and reported in one line (AnswerError); nothing is half-read.
@@ -32,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from al.brush_rle import decode as decode_rle
+from al.request import NO_FOREGROUND, NO_FOREGROUND_FILE, NO_FOREGROUND_NAME
 from constants import IGNORE, SOURCE_FILE, SOURCE_LABEL_STUDIO
 
 # Brush alpha above this is foreground (Label Studio paints 255; soft edges stay below half).
@@ -57,10 +63,11 @@ class Answer:
 
 
 def has_answers(source: Path) -> bool:
-    """Whether anything is there to read: an export file, or a folder with at least one PNG."""
+    """Whether anything is there to read: an export file, or a folder with a PNG or a no_foreground.txt."""
     if source.is_file():
         return True
-    return source.is_dir() and any(p.suffix.lower() == ".png" for p in source.iterdir())
+    return source.is_dir() and any(p.suffix.lower() == ".png" or p.name == NO_FOREGROUND_FILE
+                                   for p in source.iterdir())
 
 
 def read_answers(source: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int, int]],
@@ -97,6 +104,31 @@ class _Problems:
                               ": fix those answers and run the same command again")
 
 
+def _empty(mask: np.ndarray, classes: Sequence[str] | None) -> bool:
+    """No foreground: nothing drawn, or a label map of only background and unlabelled pixels."""
+    if classes is None:
+        return not mask.any()
+    return bool(np.isin(mask, [_unpainted(classes), IGNORE]).all())
+
+
+def _unpainted(classes: Sequence[str]) -> int:
+    """The value of pixels nobody painted: the class "background" when the dataset has it, else IGNORE."""
+    return list(classes).index(BACKGROUND) if BACKGROUND in classes else IGNORE
+
+
+def _check_empty(problems: _Problems, sample_id: str, mask: np.ndarray, declared: bool,
+                 classes: Sequence[str] | None, how: str) -> bool:
+    """Whether the answer may be used: an empty one only when declared so, a declared one only when empty."""
+    empty = _empty(mask, classes)
+    if empty and not declared:
+        problems.add(f"empty (nothing drawn: draw the {'classes' if classes else 'foreground'}, or {how} if the "
+                     "image has no foreground)", sample_id)
+    elif declared and not empty:
+        problems.add("declared without foreground but foreground drawn (erase it, or withdraw the declaration)",
+                     sample_id)
+    return empty == declared
+
+
 def _check_ids(problems: _Problems, given: Sequence[str], ids: Sequence[str], missing_hint: str) -> None:
     for sample_id in sorted(set(ids) - set(given)):
         problems.add(f"missing {missing_hint}", sample_id)
@@ -108,39 +140,61 @@ def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int
                  classes: Sequence[str] | None) -> dict[str, Answer]:
     problems = _Problems(folder)
     files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".png" and p.is_file()}
-    _check_ids(problems, list(files), ids, "<id>.png")
+    declared = _declared_empty(folder / NO_FOREGROUND_FILE)
+    _check_ids(problems, list(set(files) | declared), ids, "<id>.png")
     answers = {}
-    for sample_id in sorted(set(files) & set(ids)):
-        path = files[sample_id]
-        try:
-            with Image.open(path) as image:
-                image.load()
-                if classes is not None and image.mode not in LABEL_MAP_MODES:
-                    problems.add(f"a {image.mode} image: save the class index of each pixel (a greyscale or "
-                                 "palette PNG), not colours", sample_id)
-                    continue
-                # A palette PNG's values are its indices, as VOC's label maps are stored. A binary mask's
-                # foreground may be drawn in any one colour (white, or red on black): its brightest channel.
-                grey = np.asarray(image) if classes is not None else np.asarray(image.convert("RGB")).max(axis=-1)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-            problems.add("not a readable PNG", sample_id)
-            continue
-        if grey.shape != tuple(sizes[sample_id]):
-            problems.add(f"size differs from the image's (expected {_size(sizes[sample_id])})", sample_id)
-            continue
-        values = set(np.unique(grey).tolist())
-        if classes is not None:
-            if not values <= {*range(len(classes)), IGNORE}:
-                problems.add(f"values other than the class indices 0..{len(classes) - 1} and {IGNORE}", sample_id)
-                continue
-            answers[sample_id] = Answer(grey.astype(np.uint8), SOURCE_FILE, str(path), None)
-            continue
-        if not (values <= {0, 255} or values <= {0, 1}):
-            problems.add("non-binary (use only 0 and 255)", sample_id)
-            continue
-        answers[sample_id] = Answer((grey > 0).astype(np.uint8), SOURCE_FILE, str(path), None)
+    for sample_id in sorted((set(files) | declared) & set(ids)):
+        path = files.get(sample_id)
+        mask = _read_png(problems, sample_id, path, sizes[sample_id], classes) if path else \
+            np.full(sizes[sample_id], 0 if classes is None else _unpainted(classes), dtype=np.uint8)
+        if mask is not None and _check_empty(problems, sample_id, mask, sample_id in declared, classes,
+                                             f"list it in {NO_FOREGROUND_FILE}"):
+            reference = str(path or folder / NO_FOREGROUND_FILE)
+            answers[sample_id] = Answer(mask, SOURCE_FILE, reference, None)
     problems.raise_any()
     return answers
+
+
+def _declared_empty(path: Path) -> set[str]:
+    """The ids a person declared without foreground: one per line (blank lines and # comments skipped)."""
+    if not path.is_file():
+        return set()
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnswerError(f"{path} cannot be read ({exc}): write one image id per line, as plain text") from None
+    return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
+
+
+def _read_png(problems: _Problems, sample_id: str, path: Path, size: tuple[int, int],
+              classes: Sequence[str] | None) -> np.ndarray | None:
+    """The answer in one PNG (0/1 mask, or class indices), or None with its problem recorded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if classes is not None and image.mode not in LABEL_MAP_MODES:
+                problems.add(f"a {image.mode} image: save the class index of each pixel (a greyscale or "
+                             "palette PNG), not colours", sample_id)
+                return None
+            # A palette PNG's values are its indices, as VOC's label maps are stored. A binary mask's
+            # foreground may be drawn in any one colour (white, or red on black): its brightest channel.
+            grey = np.asarray(image) if classes is not None else np.asarray(image.convert("RGB")).max(axis=-1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        problems.add("not a readable PNG", sample_id)
+        return None
+    if grey.shape != tuple(size):
+        problems.add(f"size differs from the image's (expected {_size(size)})", sample_id)
+        return None
+    values = set(np.unique(grey).tolist())
+    if classes is not None:
+        if not values <= {*range(len(classes)), IGNORE}:
+            problems.add(f"values other than the class indices 0..{len(classes) - 1} and {IGNORE}", sample_id)
+            return None
+        return grey.astype(np.uint8)
+    if not (values <= {0, 255} or values <= {0, 1}):
+        problems.add("non-binary (use only 0 and 255)", sample_id)
+        return None
+    return (grey > 0).astype(np.uint8)
 
 
 def _size(hw: tuple[int, int]) -> str:
@@ -182,6 +236,9 @@ def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple
             continue
         except (ValueError, TypeError, KeyError) as exc:
             raise malformed(f"task {task.get('id')} ({sample_id}): {exc}") from None
+        if not _check_empty(problems, sample_id, mask, _ticks_no_foreground(annotation.get("result")), classes,
+                            f"tick '{NO_FOREGROUND}'"):
+            continue
         lead = annotation.get("lead_time")
         answers[sample_id] = Answer(mask, SOURCE_LABEL_STUDIO,
                                     f"task {task.get('id')}, annotation {annotation.get('id')}",
@@ -198,6 +255,13 @@ def _latest_annotation(task: dict, malformed: Any) -> dict | None:
     return max(kept, key=lambda a: a.get("id") or 0) if kept else None
 
 
+def _ticks_no_foreground(results: Any) -> bool:
+    """Whether the annotation ticks the labelling interface's "no foreground" choice."""
+    return isinstance(results, list) and any(
+        isinstance(r, dict) and r.get("type") == "choices" and r.get("from_name") == NO_FOREGROUND_NAME
+        and NO_FOREGROUND in (r.get("value") or {}).get("choices", []) for r in results)
+
+
 class _WrongSize(Exception):
     pass
 
@@ -209,8 +273,7 @@ def _rasterise(results: Any, hw: tuple[int, int], classes: Sequence[str] | None 
     if not isinstance(results, list):
         raise TypeError("'result' is not a list")
     if classes is not None:
-        unpainted = list(classes).index(BACKGROUND) if BACKGROUND in classes else IGNORE
-        labels = np.full((height, width), unpainted, dtype=np.uint8)
+        labels = np.full((height, width), _unpainted(classes), dtype=np.uint8)
         for result, region in _regions(results, height, width):
             names = result["value"].get(result["type"], [])
             if len(names) != 1 or names[0] not in classes:

@@ -13,11 +13,14 @@ A round's pick becomes files that an annotator can work from in the tool they al
                                 folder above them (the run folder)
     images/<id>.png             the picked image
     predictions/<id>.png        the model's mask (0/255; label maps: one colour per class)
+    overlays/<id>.png           the model's mask over the image (label maps: its class colours)
     heatmaps/<id>.png           the model's uncertainty: binary entropy of its foreground probability
                                 (label maps: the entropy of the class distribution, over log K)
     regions/<id>.png            region unit: the image with everything but the picked regions dimmed
-    index.html                  a self-contained gallery of the picked images, ranked
-    answers/                    where the next round looks for <id>.png masks by default
+    index.html                  a self-contained gallery of the picked images, ranked, with the
+                                heat-maps' colour scale
+    answers/                    where the next round looks for <id>.png masks by default (and for
+                                no_foreground.txt: the ids of images that truly have no foreground)
 
 The request for the initial labelled set L_0 has no model yet: no predictions, heat-maps or
 pre-annotations, and no scores (the rank follows the ids).
@@ -48,10 +51,19 @@ FOREGROUND = "foreground"
 BRUSH_NAME = "mask"
 POLYGON_NAME = "outline"
 IMAGE_NAME = "image"
+# How a person says an image truly has no foreground (an empty answer is refused otherwise, al/answers.py):
+# a choice of the Label Studio interface, or the id listed in this file of the answers folder.
+NO_FOREGROUND_NAME = "empty"
+NO_FOREGROUND = "no foreground"
+NO_FOREGROUND_FILE = "no_foreground.txt"
 # Side of the thumbnails embedded in index.html (the full-size PNGs sit beside it).
 THUMBNAIL_SIDE = 320
 # Brightness kept outside the picked regions in regions/<id>.png.
 DIMMED = 0.3
+# Opacity of the model's mask drawn over the image in overlays/<id>.png, and its colour (binary masks).
+OVERLAY_ALPHA = 0.45
+OVERLAY_COLOUR = (255, 0, 0)
+HEAT_MAP = "inferno"
 
 
 
@@ -77,7 +89,10 @@ def label_studio_config(classes: Sequence[str] | None = None) -> str:
             f'  <Image name="{IMAGE_NAME}" value="$image" zoom="true"/>\n'
             f'  <BrushLabels name="{BRUSH_NAME}" toName="{IMAGE_NAME}">\n{labels(brush)}  </BrushLabels>\n'
             f'  <PolygonLabels name="{POLYGON_NAME}" toName="{IMAGE_NAME}" strokeWidth="2">\n{labels(polygon)}'
-            "  </PolygonLabels>\n</View>\n")
+            "  </PolygonLabels>\n"
+            f'  <Choices name="{NO_FOREGROUND_NAME}" toName="{IMAGE_NAME}" choice="single">\n'
+            f'    <Choice value="{NO_FOREGROUND}" hint="tick only if the image truly has no foreground"/>\n'
+            "  </Choices>\n</View>\n")
 
 
 LABEL_STUDIO_CONFIG = label_studio_config()
@@ -141,7 +156,24 @@ def heat_colours(probability: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 picture of the binary entropy of a probability map (0 certain, 1 bit unsure)."""
     p = np.clip(probability.astype(np.float64), 1e-7, 1 - 1e-7)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    return (colormaps["inferno"](entropy)[..., :3] * 255).round().astype(np.uint8)
+    return _heat(entropy)
+
+
+def _heat(unit: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 colours of values in [0, 1] on the heat-map scale."""
+    return (colormaps[HEAT_MAP](np.clip(unit, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+
+
+def overlay(image: np.ndarray, prediction: np.ndarray, classes: Sequence[str] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: the model's mask blended over the image (label maps: every class in its colour), so
+    that the annotator sees where the model's answer lies on the object."""
+    if classes is None:
+        colours, painted = np.asarray(OVERLAY_COLOUR, dtype=np.float64), prediction > 0
+    else:
+        colours = class_colours(len(classes))[np.minimum(prediction, len(classes) - 1)].astype(np.float64)
+        painted = prediction != IGNORE_VALUE
+    blended = (1 - OVERLAY_ALPHA) * image.astype(np.float64) + OVERLAY_ALPHA * colours
+    return np.where(painted[..., None], blended, image).round().astype(np.uint8)
 
 
 def _write_ranking(path: Path, order: Sequence[RankedCandidate], rank: dict[str, int], strategy: str) -> None:
@@ -165,15 +197,16 @@ def _write_pictures(folder: Path, item: PickedImage, classes: Sequence[str] | No
     if item.prediction is not None:
         pictures["prediction"] = (item.prediction > 0).astype(np.uint8) * 255 if classes is None else \
             class_colours(len(classes))[np.minimum(item.prediction, len(classes) - 1)]
+        pictures["overlay"] = overlay(item.image, item.prediction, classes)
     if item.probability is not None:
         pictures["heatmap"] = heat_colours(item.probability)
     elif item.uncertainty is not None:
-        pictures["heatmap"] = (colormaps["inferno"](np.clip(item.uncertainty, 0, 1))[..., :3] * 255).round().astype(
-            np.uint8)
+        pictures["heatmap"] = _heat(item.uncertainty)
     if item.regions is not None:
         dimmed = (item.image * DIMMED).astype(np.uint8)
         pictures["regions"] = np.where(item.regions[..., None], item.image, dimmed)
-    subfolders = {"image": "images", "prediction": "predictions", "heatmap": "heatmaps", "regions": "regions"}
+    subfolders = {"image": "images", "prediction": "predictions", "overlay": "overlays", "heatmap": "heatmaps",
+                  "regions": "regions"}
     paths = {}
     for kind, array in pictures.items():
         path = folder / subfolders[kind] / f"{item.id}.png"
@@ -212,13 +245,22 @@ def _thumbnail(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-_CAPTIONS = {"image": "image", "regions": "regions to annotate", "prediction": "model's answer",
+_CAPTIONS = {"image": "image", "regions": "regions to annotate", "overlay": "model's answer over the image",
              "heatmap": "uncertainty (entropy)"}
 _STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa;color:#222}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em;margin:0 0 1em 0}
 .card h2{font-size:1.05em;margin:0 0 .5em 0}.row{display:flex;gap:.8em;flex-wrap:wrap}
 figure{margin:0}figcaption{font-size:.8em;color:#555;text-align:center}
-img{width:240px;height:auto;display:block;image-rendering:pixelated}"""
+img{width:240px;height:auto;display:block;image-rendering:pixelated}
+.scale{width:240px;height:10px;margin-top:.3em}.ends{display:flex;justify-content:space-between;font-size:.75em}"""
+
+
+def _colour_scale(classes: Sequence[str] | None) -> str:
+    """The heat-map's colour bar, from certain (0) to most unsure (1 bit; label maps: log K)."""
+    stops = ", ".join("#" + "".join(f"{int(v):02x}" for v in colour) for colour in _heat(np.linspace(0, 1, 11)))
+    top = "1 bit" if classes is None else "log K"
+    return (f'<div class="scale" style="background:linear-gradient(to right, {stops})"></div>'
+            f'<div class="ends"><span>0 certain</span><span>{top} unsure</span></div>')
 
 
 def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: dict[str, dict[str, Path]],
@@ -231,12 +273,13 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
         c = by_id[item.id]
         score = "no score" if c.score is None else f"score {c.score:.4g}"
         figures = []
-        for kind in ("image", "regions", "prediction", "heatmap"):
+        for kind in ("image", "regions", "overlay", "heatmap"):
             if kind in files[item.id]:
                 path = files[item.id][kind]
                 link = html.escape(f"{path.parent.name}/{path.name}")
                 figures.append(f'<figure><a href="{link}"><img src="{_thumbnail(path)}" '
                                f'alt="{html.escape(item.id)} {_CAPTIONS[kind]}"></a>'
+                               f"{_colour_scale(classes) if kind == 'heatmap' else ''}"
                                f"<figcaption>{_CAPTIONS[kind]}</figcaption></figure>")
         heading = " &middot; ".join(html.escape(part) for part in (item.id, c.label, score) if part)
         cards.append(f'<div class="card" id="{html.escape(item.id)}"><h2>#{rank[item.id]} {heading}</h2>'
@@ -244,8 +287,10 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{len(images)} images picked by {html.escape(strategy)}, most informative first. Save each "
-            f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> ({answer}) or import "
-            "<code>label_studio_tasks.json</code> into a Label Studio project made with "
-            "<code>label_studio_config.xml</code> (its images show once the project has a Local files storage on "
-            "the run folder). The full ranking is in <code>ranking.csv</code>.</p>"
+            f"answer as <code>{ANSWERS_DIR}/&lt;id&gt;.png</code> ({answer}); an image that truly has no "
+            f"foreground is listed in <code>{ANSWERS_DIR}/{NO_FOREGROUND_FILE}</code> (one id per line; an empty "
+            "mask is refused otherwise). Or import <code>label_studio_tasks.json</code> into a Label Studio "
+            "project made with <code>label_studio_config.xml</code> (its images show once the project has a Local "
+            f"files storage on the run folder; tick &ldquo;{NO_FOREGROUND}&rdquo; for an image without "
+            "foreground). The full ranking is in <code>ranking.csv</code>.</p>"
             f"{''.join(cards)}</body></html>\n")

@@ -7,7 +7,7 @@ Layout of one fold's experiments:
         knn_cache/             Label_prop colour histograms (shared by seeds and rounds)
         <exp_id>/              one run (one method and one seed, every round):
         config.yaml            resolved configuration of the run (later calls must agree with it)
-        lock                   held (flock) by the process working on the run; holds its pid
+        lock                   held (flock) by the process working on the run; holds its pid while held
         round_000/state.json   everything round 0 decided and measured (a RoundState, versioned)
         round_000/pseudo_masks/<id>.png   pseudo-masks that round r+1 trains on (Label_prop)
         round_000/annotations/<id>.png    oracle files: the person's masks this round took in
@@ -17,6 +17,8 @@ Layout of one fold's experiments:
         round_003.partial/     a round in progress; removed when the round is started again
         failed.json            the round whose training diverged and stopped the run, with the error line
                                (removed once that round finishes); the curve checks report it
+        superseded/<time>/round_<r>/...   rounds set aside by --redo_round (round r and every later one),
+                               kept as they were
 
 A round is written into `round_<r>.partial/` and renamed to `round_<r>/` once complete, so a
 round folder exists if and only if the round finished. Rerunning a finished round is a no-op;
@@ -29,6 +31,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -44,6 +47,7 @@ from parseit import Config, resolve_path
 
 STATE_FILE = "state.json"
 FAILURE_FILE = "failed.json"
+SUPERSEDED_DIR = "superseded"
 MASKS_DIR = "pseudo_masks"
 ANNOTATIONS_DIR = "annotations"
 # Version 1: written before the strategy plug-ins (no "version" key, no best.member);
@@ -255,6 +259,8 @@ class RunFolder:
             if self._created and [p.name for p in self.root.iterdir()] == ["lock"]:
                 (self.root / "lock").unlink()
                 self.root.rmdir()
+            self._lock_handle.truncate(0)   # no pid of a finished process is left behind
+            self._lock_handle.flush()
             fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
@@ -312,6 +318,24 @@ class RunFolder:
         failure = self.failure()
         if failure is not None and failure[0] <= r:
             (self.root / FAILURE_FILE).unlink()
+
+    def round_folders(self, first: int) -> list[Path]:
+        """Every folder of round first or later, finished, damaged or in progress (round_<r>[.partial])."""
+        return sorted(p for p in self.root.glob("round_[0-9][0-9][0-9]*") if int(p.name[6:9]) >= first)
+
+    def supersede(self, r: int) -> Path:
+        """Round r and every later round moved, as they are, to superseded/<UTC time>/: they are run again
+        (--redo_round), and nothing a person answered or a round measured is deleted."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        archive = self.root / SUPERSEDED_DIR / stamp
+        k = 1
+        while archive.exists():
+            k += 1
+            archive = self.root / SUPERSEDED_DIR / f"{stamp}-{k}"
+        archive.mkdir(parents=True)
+        for folder in self.round_folders(r):
+            os.replace(folder, archive / folder.name)
+        return archive
 
     def record_failure(self, r: int, reason: str) -> None:
         """Round r stopped the run (its training diverged): kept until the round finishes, so that a study

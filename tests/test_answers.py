@@ -12,7 +12,15 @@ from PIL import Image
 import constants as C
 from al.answers import AnswerError, has_answers, read_answers
 from al.brush_rle import encode
-from al.request import RankedCandidate, heat_colours, ranked
+from al.request import (
+    NO_FOREGROUND,
+    NO_FOREGROUND_FILE,
+    NO_FOREGROUND_NAME,
+    RankedCandidate,
+    heat_colours,
+    overlay,
+    ranked,
+)
 
 SIZES = {"a": (20, 30), "b": (20, 30)}
 
@@ -83,7 +91,7 @@ def test_label_studio_brush_and_polygon_are_united_and_polygons_are_filled(tmp_p
     brush = empty.copy()
     brush[15:18, 25:28] = 1
     tasks = [_task("a", [{"id": 5, "result": [_brush(brush), rectangle], "lead_time": 12.5}], 1),
-             _task("b", [{"id": 6, "result": [], "lead_time": "n/a"}], 2)]
+             _task("b", [{"id": 6, "result": [NO_FOREGROUND_TICKED], "lead_time": "n/a"}], 2)]
     answers = read_answers(_write(tmp_path / "export.json", tasks), ["a", "b"], SIZES)
     expected = brush.copy()
     expected[2:11, 3:16] = 1  # rows 10%..50% of 20, columns 10%..50% of 30 (PIL fills the outline too)
@@ -97,7 +105,7 @@ def test_the_latest_annotation_that_was_not_skipped_counts(tmp_path: Path) -> No
     old, new, skipped = _mask(0), _mask(1), _mask(2)
     tasks = [_task("a", [{"id": 3, "result": [_brush(new)]}, {"id": 1, "result": [_brush(old)]},
                          {"id": 9, "result": [_brush(skipped)], "was_cancelled": True}], 1),
-             _task("b", [{"id": 4, "result": [], "was_cancelled": True}], 2)]
+             _task("b", [{"id": 4, "result": [NO_FOREGROUND_TICKED], "was_cancelled": True}], 2)]
     path = _write(tmp_path / "export.json", tasks)
     with pytest.raises(AnswerError, match=r"missing annotation \(b\)"):
         read_answers(path, ["a", "b"], SIZES)
@@ -106,8 +114,67 @@ def test_the_latest_annotation_that_was_not_skipped_counts(tmp_path: Path) -> No
     assert np.array_equal(answers["a"].mask, new) and answers["a"].reference == "task 1, annotation 3"
 
 
+NO_FOREGROUND_TICKED = {"type": "choices", "from_name": NO_FOREGROUND_NAME, "to_name": "image",
+                        "value": {"choices": [NO_FOREGROUND]}}
+
+
+def test_an_empty_png_is_refused_unless_listed_in_no_foreground(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(_mask(1) * 255).save(tmp_path / "b.png")
+    with pytest.raises(AnswerError, match=rf"empty \(nothing drawn: .* list it in {NO_FOREGROUND_FILE} .*\) \(a\)"):
+        read_answers(tmp_path, ["a", "b"], SIZES)
+    (tmp_path / NO_FOREGROUND_FILE).write_text("# no lesion in these\na\n\n")
+    answers = read_answers(tmp_path, ["a", "b"], SIZES)
+    assert not answers["a"].mask.any() and answers["a"].reference == str(tmp_path / "a.png")
+    (tmp_path / "a.png").unlink()   # a listed image needs no PNG
+    answers = read_answers(tmp_path, ["a", "b"], SIZES)
+    assert answers["a"].mask.shape == (20, 30) and not answers["a"].mask.any()
+    assert answers["a"].reference == str(tmp_path / NO_FOREGROUND_FILE)
+    (tmp_path / NO_FOREGROUND_FILE).write_text("a\nb\nzz\n")   # b has foreground; zz was not asked for
+    with pytest.raises(AnswerError) as info:
+        read_answers(tmp_path, ["a", "b"], SIZES)
+    assert "declared without foreground but foreground drawn" in str(info.value) and "(b)" in str(info.value)
+    assert "not asked for (zz)" in str(info.value)
+
+
+def test_a_folder_with_only_the_no_foreground_list_has_answers(tmp_path: Path) -> None:
+    (tmp_path / NO_FOREGROUND_FILE).write_text("a\n")
+    assert has_answers(tmp_path)
+
+
+def test_an_empty_label_studio_annotation_is_refused_unless_no_foreground_is_ticked(tmp_path: Path) -> None:
+    empty_brush = _brush(np.zeros((20, 30), dtype=np.uint8))
+    tasks = [_task("a", [{"id": 1, "result": []}], 1), _task("b", [{"id": 2, "result": [empty_brush]}], 2)]
+    path = _write(tmp_path / "export.json", tasks)
+    with pytest.raises(AnswerError, match=rf"empty \(nothing drawn: .* tick '{NO_FOREGROUND}' .*\) \(a, b\)"):
+        read_answers(path, ["a", "b"], SIZES)
+    tasks[0]["annotations"][0]["result"] = [NO_FOREGROUND_TICKED]
+    tasks[1]["annotations"][0]["result"] = [empty_brush, NO_FOREGROUND_TICKED]
+    answers = read_answers(_write(path, tasks), ["a", "b"], SIZES)
+    assert not answers["a"].mask.any() and not answers["b"].mask.any()
+    tasks[1]["annotations"][0]["result"] = [_brush(_mask(3)), NO_FOREGROUND_TICKED]
+    with pytest.raises(AnswerError, match=r"declared without foreground but foreground drawn .*\(b\)"):
+        read_answers(_write(path, tasks), ["a", "b"], SIZES)
+
+
+def test_a_label_map_of_only_background_and_unlabelled_pixels_is_empty(tmp_path: Path) -> None:
+    classes = ("background", "road")
+    label = np.zeros((20, 30), dtype=np.uint8)
+    label[:5] = C.IGNORE
+    Image.fromarray(label).save(tmp_path / "a.png")
+    with pytest.raises(AnswerError, match=r"empty \(nothing drawn: draw the classes"):
+        read_answers(tmp_path, ["a"], SIZES, classes)
+    label[10, 10] = 1
+    Image.fromarray(label).save(tmp_path / "a.png")
+    assert read_answers(tmp_path, ["a"], SIZES, classes)["a"].mask[10, 10] == 1
+    (tmp_path / "a.png").unlink()
+    (tmp_path / NO_FOREGROUND_FILE).write_text("a\n")   # declared: all background
+    assert (read_answers(tmp_path, ["a"], SIZES, classes)["a"].mask == 0).all()
+
+
 def test_a_sample_in_two_tasks_is_refused(tmp_path: Path) -> None:
-    tasks = [_task("a", [{"id": 1, "result": []}], 1), _task("a", [{"id": 2, "result": []}], 2)]
+    tasks = [_task("a", [{"id": 1, "result": [NO_FOREGROUND_TICKED]}], 1),
+             _task("a", [{"id": 2, "result": [NO_FOREGROUND_TICKED]}], 2)]
     with pytest.raises(AnswerError, match=r"in several tasks \(a\)"):
         read_answers(_write(tmp_path / "export.json", tasks), ["a"], SIZES)
 
@@ -166,3 +233,11 @@ def test_the_ranking_puts_the_picked_first_then_by_score() -> None:
 def test_the_heat_map_is_brightest_where_the_model_is_unsure() -> None:
     colours = heat_colours(np.array([[0.0, 0.5, 1.0]])).astype(int).sum(axis=-1)[0]
     assert colours[1] > colours[0] and colours[0] == colours[2]
+
+
+def test_the_overlay_tints_the_predicted_foreground_only() -> None:
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    prediction = np.array([[1, 0], [0, 0]], dtype=np.uint8)
+    tinted = overlay(image, prediction)
+    assert tinted[0, 0].tolist() == [170, 55, 55]   # 0.55 * 100 + 0.45 * (255, 0, 0)
+    assert (tinted[1:] == 100).all() and (tinted[0, 1] == 100).all()

@@ -280,3 +280,89 @@ def test_waiting_writes_nothing_but_the_request_and_says_where(exp_root: Path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--oracle_answers {folder / 'nowhere'} does not exist" in err[0]
     assert tree(folder) == before
+
+
+def test_an_empty_mask_is_refused_until_the_image_is_declared_without_foreground(
+        exp_root: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = _fresh_run(exp_root, "empty-answer")
+    request = folder / "round_000" / "to_annotate"
+    _answer_pngs(request)
+    ids = sorted(_picked(request))
+    Image.fromarray(np.zeros_like(_true_mask(ids[0]))).save(request / "answers" / f"{ids[0]}.png")
+    capsys.readouterr()
+    before = tree(folder)
+    assert _call(exp_root, "empty-answer", 1) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty (nothing drawn" in err[0] and f"({ids[0]})" in err[0]
+    assert tree(folder) == before and (folder / "lock").read_text() == ""   # no stale pid either
+    (request / "answers" / "no_foreground.txt").write_text(f"{ids[0]}\n")
+    assert _call(exp_root, "empty-answer", 1) == 0
+    kept = np.asarray(Image.open(folder / "round_001" / "annotations" / f"{ids[0]}.png"))
+    assert kept.shape == _true_mask(ids[0]).shape and not kept.any()
+
+
+def test_answers_to_a_finished_round_are_refused_and_redo_round_moves_the_old_rounds_aside(
+        exp_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = _fresh_run(exp_root, "redo")
+    _answer_pngs(folder / "round_000" / "to_annotate")
+    assert _call(exp_root, "redo", 1) == 0
+    _answer_pngs(folder / "round_001" / "to_annotate")
+    assert _call(exp_root, "redo", 2) == 0
+    old = {r: json.loads((folder / f"round_00{r}" / "state.json").read_text()) for r in (1, 2)}
+    corrected = tmp_path / "corrected"
+    shutil.copytree(folder / "round_000" / "to_annotate" / "answers", corrected)
+    first = sorted(p.stem for p in corrected.glob("*.png"))[0]
+    fixed = _true_mask(first)
+    fixed[: fixed.shape[0] // 2] = 0
+    assert fixed.any()
+    Image.fromarray(fixed * 255).save(corrected / f"{first}.png")
+    capsys.readouterr()
+    before = tree(folder)
+    assert _call(exp_root, "redo", 1, "--oracle_answers", str(corrected)) == 2   # not ignored in silence
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already finished" in err[0] and "--redo_round 1" in err[0]
+    assert _call(exp_root, "redo", 1, "--redo_round", "2") == 2                   # redo_round must be al_it
+    assert "pass --al_it 2 too" in capsys.readouterr().err
+    (corrected / "stray.png").write_bytes(b"not a png")                          # bad answers: nothing moves
+    assert _call(exp_root, "redo", 1, "--oracle_answers", str(corrected), "--redo_round", "1") == 2
+    assert tree(folder) == before
+    (corrected / "stray.png").unlink()
+    assert _call(exp_root, "redo", 1, "--oracle_answers", str(corrected), "--redo_round", "1") == 0
+    (archive,) = (folder / "superseded").iterdir()
+    assert sorted(p.name for p in archive.iterdir()) == ["round_001", "round_002"]
+    for r in (1, 2):   # the old rounds, as they were
+        assert json.loads((archive / f"round_00{r}" / "state.json").read_text()) == old[r]
+    assert (archive / "round_001" / "annotations" / f"{first}.png").is_file()
+    assert not (folder / "round_002").exists()
+    redone = json.loads((folder / "round_001" / "state.json").read_text())
+    assert redone["annotations"][first]["reference"] == str(corrected / f"{first}.png")
+    kept = np.asarray(Image.open(folder / "round_001" / "annotations" / f"{first}.png")) > 0
+    assert np.array_equal(kept, fixed > 0)
+
+
+def test_a_round_that_lost_its_state_or_was_deleted_under_later_rounds_is_refused_until_redone(
+        exp_root: Path, capsys: pytest.CaptureFixture) -> None:
+    def call(*args: str) -> int | str | None:
+        try:
+            run(exp_root, "--al_type", "Entropy", "--exp_id", "lost", *args)
+        except SystemExit as exit_:
+            return exit_.code
+        return 0
+
+    folder = exp_root / FOLD / "lost"
+    assert call("--al_it", "0", "--al_it_end", "2") == 0
+    original = states(exp_root, "lost")
+    (folder / "round_000" / "state.json").unlink()
+    capsys.readouterr()
+    assert call("--al_it", "0") == 2   # refused before training, not "already finished" after it
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no state.json" in err[0] and "--redo_round 0" in err[0]
+    assert call("--al_it", "0", "--al_it_end", "2", "--redo_round", "0") == 0
+    assert states(exp_root, "lost") == original   # the same seed redoes the same rounds
+    shutil.rmtree(folder / "round_001")
+    capsys.readouterr()
+    assert call("--al_it", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "round 2 of" in err[0] and "--redo_round 1" in err[0]
+    assert call("--al_it", "3", "--redo_round", "3") == 2
+    assert "round 3 of" in capsys.readouterr().err
