@@ -123,11 +123,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "region_budget": _k(str, "region unit: each round reveals as many regions (regions_per_image x the images "
                             "image-level AL picks: p_samples, or seg_n_new) or as many pixels as image-level AL would", choices=C.REGION_BUDGET_UNITS),
         "oracle": _k(str, "who answers the requests: the dataset's masks (simulated), or a person through files "
-                     "(each round writes round_<r>/to_annotate/ and the next one reads the answers; joint and "
-                     "segmentation tasks)",
+                     "(each round writes round_<r>/to_annotate/ and the next one reads the answers) or through a "
+                     "Label Studio server (label_studio: the requests are imported and the answers exported through "
+                     "its API); joint and segmentation tasks",
                      choices=C.ORACLES),
         "oracle_answers": _k(str, "oracle files: a folder of <id>.png masks (label maps for segmentation) or a "
                              "Label Studio JSON export with the answers to the request of the call's first round (empty: the request's answers/ folder)"),
+        "label_studio_url": _k(str, "oracle label_studio: address of the Label Studio server (its local-files "
+                               "document root must be exp_root)"),
+        "label_studio_token_file": _k(str, "oracle label_studio: a file holding the API token (personal access "
+                                      "token or legacy token); empty: the environment variable LABEL_STUDIO_API_KEY. "
+                                      "The token is never saved"),
         "ll4al_width": _k(int, "LL4AL: width of the loss-prediction module's per-level layers", minimum=1),
         "ll4al_margin": _k(float, "LL4AL: margin of the pairwise ranking loss (> 0)", minimum=0.0),
         "ll4al_weight": _k(float, "LL4AL: weight of the ranking loss in the training loss (0: the module "
@@ -288,7 +294,7 @@ NOT_SEGMENTATION_KEYS = frozenset(key for key in SHARED_KEYS if key.startswith((
 
 # Keys the tasks with pixel labels share: region-level annotation and a person's answers.
 PIXEL_LABEL_KEYS = frozenset({"annotation_unit", "regions_per_image", "superpixel_method", "region_budget",
-                              "oracle_answers"})
+                              "oracle_answers", "label_studio_url", "label_studio_token_file"})
 
 
 def key_tasks(path: str) -> tuple[str, ...]:

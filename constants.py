@@ -50,10 +50,12 @@ IGNORE = 255
 # Region budget: as many regions, or as many pixels, as the images a round of image-level AL picks.
 REGION_BUDGET_UNITS = ("regions", "pixels")
 
-# Who answers the oracle's requests: the dataset's own masks, or a person through files (oracles/).
+# Who answers the oracle's requests: the dataset's own masks, or a person through files or a Label Studio
+# server's API (oracles/).
 ORACLE_SIMULATED = "simulated"
 ORACLE_FILES = "files"
-ORACLES = (ORACLE_SIMULATED, ORACLE_FILES)
+ORACLE_LABEL_STUDIO = "label_studio"
+ORACLES = (ORACLE_SIMULATED, ORACLE_FILES, ORACLE_LABEL_STUDIO)
 # Where a mask came from (RoundState.annotations): the dataset, a PNG answer, a Label Studio annotation.
 SOURCE_SIMULATED = "simulated"
 SOURCE_FILE = "file"

@@ -9,12 +9,14 @@ pseudo-labelled) set -> evaluate -> the method's strategy (al/strategies) scores
 picks the next batch -> pseudo-label where the method does -> hand the pick to the oracle -> write
 the round's state (al.state.RoundState). The three axes are registries chosen by the configuration:
 the task (tasks/: joint, classification), the strategy (al/strategies/) and the oracle (oracles/:
-simulated, files). A finished round is skipped when called again; an interrupted one starts again
+simulated, files, label_studio). A finished round is skipped when called again; an interrupted one starts again
 cleanly. The run folder layout is documented in al/state.py.
 
 With `--oracle files` a person answers: each round ends by writing the next request
 (round_<r>/to_annotate/), and a call whose answers are not there yet says so and exits 3
-(constants.EXIT_WAITING); bad answers exit 2 before anything is written (oracles/files.py).
+(constants.EXIT_WAITING); bad answers exit 2 before anything is written (oracles/files.py). With
+`--oracle label_studio` the requests go to a Label Studio server and the answers come from it
+(oracles/label_studio.py); a server or token that cannot be used exits 2 as well.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from engine.evaluate import Inference
 from engine.runtime import DeviceError, select_device, set_deterministic
 from engine.train import TrainingError
 from models.backbone import PretrainedWeightsError
-from oracles import Oracle, Revealed, WaitingForAnswers, build_oracle
+from oracles import LabelStudioError, Oracle, Revealed, WaitingForAnswers, build_oracle
 from parseit import Config, config_differences, exit_on_error, parse_config, save_config, summary
 from tasks import Task, build_task
 from tasks.base import Clock
@@ -55,7 +57,7 @@ from tasks.base import Clock
 # Keys that may change between calls on the same run folder without changing its results.
 RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
                     "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
-                    "oracle_answers")
+                    "oracle_answers", "label_studio_url", "label_studio_token_file")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print_help()
         return
     with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
-                       PretrainedWeightsError, AnswerError, TrainingError, OSError):
+                       PretrainedWeightsError, AnswerError, LabelStudioError, TrainingError, OSError):
         cfg = parse_config(argv)
         print(summary(cfg), flush=True)
         try:

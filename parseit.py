@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import sys
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -403,12 +404,25 @@ def _check_pixel_labels(data: dict[str, Any]) -> None:
     """Region-level annotation and a person's answers, for the tasks with pixel labels."""
     method = data["al_type"]
     if data["oracle_answers"] and data["oracle"] != C.ORACLE_FILES:
-        raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle: "
-                          "add --oracle files, or drop --oracle_answers")
+        raise ConfigError(f"oracle_answers {data['oracle_answers']!r} is read only when a person is the oracle through "
+                          "files (--oracle label_studio pulls its answers from the server): add --oracle files, or drop "
+                          "--oracle_answers")
+    if data["oracle"] == C.ORACLE_LABEL_STUDIO and not _is_http_address(data["label_studio_url"]):
+        raise ConfigError(f"label_studio_url {data['label_studio_url']!r} is not an http(s) address: pass "
+                          "--label_studio_url http://HOST:PORT (the address `bash dependencies/label_studio.sh start` "
+                          "prints)")
     if (data["annotation_unit"] == C.UNIT_REGION and method not in C.PIXEL_METHODS
             and method not in C.SINGLE_ROUND_METHODS):
         raise ConfigError(f"{method} scores whole images, so it cannot pick regions (annotation_unit region): "
                           f"use --annotation_unit image, or one of {', '.join(C.PIXEL_METHODS)}")
+
+
+def _is_http_address(text: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _check_segmentation(data: dict[str, Any]) -> None:

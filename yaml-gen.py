@@ -88,6 +88,8 @@ BASE: dict[str, Any] = {
     "region_budget": "regions",
     "oracle": C.ORACLE_SIMULATED,
     "oracle_answers": "",
+    "label_studio_url": "http://127.0.0.1:8765",
+    "label_studio_token_file": "",
     "ll4al_width": 128,
     "ll4al_margin": 1.0,
     "ll4al_weight": 1.0,

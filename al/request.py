@@ -47,6 +47,8 @@ from constants import IGNORE as IGNORE_VALUE
 
 REQUEST_DIR = "to_annotate"   # a round's request for its pick, in its round folder
 ANSWERS_DIR = "answers"
+LABEL_STUDIO_CONFIG_FILE = "label_studio_config.xml"
+LABEL_STUDIO_TASKS_FILE = "label_studio_tasks.json"
 FOREGROUND = "foreground"
 BRUSH_NAME = "mask"
 POLYGON_NAME = "outline"
@@ -144,11 +146,11 @@ def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[
     files: dict[str, dict[str, Path]] = {}
     for item in images:
         files[item.id] = _write_pictures(folder, item, classes)
-    atomic_write_text(folder / "label_studio_config.xml", label_studio_config(classes))
+    atomic_write_text(folder / LABEL_STUDIO_CONFIG_FILE, label_studio_config(classes))
     final = (published or folder).resolve()
     tasks = [_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
                    title, document_root, classes) for item in images]
-    atomic_write_text(folder / "label_studio_tasks.json", json.dumps(tasks, indent=1) + "\n")
+    atomic_write_text(folder / LABEL_STUDIO_TASKS_FILE, json.dumps(tasks, indent=1) + "\n")
     atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id, classes))
 
 

@@ -51,17 +51,20 @@ class FilesOracle(Oracle):
             return source
         return request_folder(run, r) / ANSWERS_DIR
 
+    def collect(self, run: RunFolder, r: int, asked: Sequence[str], first: bool, client: OracleClient
+                ) -> dict[str, Answer]:
+        """The answers to round r's request, checked whole (AnswerError); WaitingForAnswers while there are none.
+        The one step that another way of answering (a tool's API) replaces."""
+        source = self.answers_source(run, r, first)
+        if not has_answers(source):
+            raise WaitingForAnswers(_waiting_line(run, r, asked, source, answer_kind(client)))
+        return read_answers(source, asked, client.answer_sizes(asked), client.answer_classes())
+
     def reveal(self, run: RunFolder, r: int, ledger: Ledger, first: bool, client: OracleClient) -> Revealed:
         """The masks round r trains on. A person's answers are checked whole before anything is written
         (AnswerError); with none there yet, WaitingForAnswers."""
         asked = ledger.pending
-        source = self.answers_source(run, r, first)
-        answers: dict[str, Answer] = {}
-        if asked:
-            if not has_answers(source):
-                raise WaitingForAnswers(_waiting_line(run, r, asked, source,
-                                                      "masks" if client.answer_classes() is None else "label maps"))
-            answers = read_answers(source, asked, client.answer_sizes(asked), client.answer_classes())
+        answers = self.collect(run, r, asked, first, client) if asked else {}
         label_maps = client.answer_classes() is not None
         states = [run.read_state(j) for j in range(r)]
         masks = _stored_masks(run, states, client.regions, label_maps)
@@ -90,9 +93,18 @@ class FilesOracle(Oracle):
             client.write_request(folder, -1, None, ledger, infer)
 
 
+def answer_kind(client: OracleClient) -> str:
+    """What a person answers with, in words."""
+    return "masks" if client.answer_classes() is None else "label maps"
+
+
+def listed(ids: Sequence[str]) -> str:
+    """The first ids of a list, for a one-line message."""
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
 def _waiting_line(run: RunFolder, r: int, asked: Sequence[str], source: Path, what: str) -> str:
-    shown = ", ".join(asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
-    return (f"round {r} waits for {len(asked)} {what} from a person ({shown}): annotate "
+    return (f"round {r} waits for {len(asked)} {what} from a person ({listed(asked)}): annotate "
             f"{request_folder(run, r)} (index.html; or label_studio_tasks.json in Label Studio, with a Local files "
             f"storage on {run.root}), save the {what} as {source}/<id>.png or pass --oracle_answers <Label Studio "
             "export.json>, then run the same command again")

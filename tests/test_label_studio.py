@@ -14,85 +14,33 @@ resolve there.
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import os
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from label_studio_server import Studio, brush, connect, true_mask
 from PIL import Image
 from synthetic_runs import FOLD, run, states
 
 import constants as C
 from al.answers import read_answers
-from al.brush_rle import encode
-from al.request import BRUSH_NAME, FOREGROUND, IMAGE_NAME, POLYGON_NAME
-from data.folds import load_fold
-from parseit import resolve_path
+from al.request import FOREGROUND, IMAGE_NAME, POLYGON_NAME
 
 # One run per session, so that a rerun against the same server and document root starts clean.
 EXP_ID = f"label-studio-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 # The polygon answer: a rectangle, in % of the image as Label Studio stores points (x, y).
 RECTANGLE = ((10.0, 25.0), (50.0, 75.0))
 
-Response = tuple[int, str, bytes]
 Results = Callable[[int, np.ndarray], list[dict]]
-
-
-class Studio:
-    """A logged-in session with a Label Studio server; the API is called with the session cookie."""
-
-    def __init__(self, url: str, email: str, password: str) -> None:
-        self.url = url.rstrip("/")
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.raw("GET", "/user/login/")
-        form = {"email": email, "password": password, "csrfmiddlewaretoken": self._csrf()}
-        self.raw("POST", "/user/login/", urllib.parse.urlencode(form).encode(),
-                 {"Content-Type": "application/x-www-form-urlencoded"})
-        status, _, content = self.raw("GET", "/api/current-user/whoami")
-        assert status == 200 and json.loads(content)["email"] == email, f"cannot log in to {self.url} as {email}"
-
-    def _csrf(self) -> str:
-        return next(c.value for c in self.jar if c.name == "csrftoken")
-
-    def raw(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-            ) -> Response:
-        """Status, content type and body of a request to a path of the server."""
-        headers = {"Referer": self.url + "/", **(headers or {})}
-        if any(c.name == "csrftoken" for c in self.jar):
-            headers["X-CSRFToken"] = self._csrf()
-        request = urllib.request.Request(self.url + path, body, headers, method=method)
-        try:
-            with self.opener.open(request, timeout=60) as response:
-                return response.status, response.headers.get("Content-Type", ""), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers.get("Content-Type", ""), error.read()
-
-    def api(self, method: str, path: str, body: Any = None, expected: int = 200) -> Any:
-        """The JSON answer of an API call, which must have the expected status."""
-        data = None if body is None else json.dumps(body).encode()
-        status, _, content = self.raw(method, path, data, {"Content-Type": "application/json"})
-        assert status == expected, f"{method} {path}: {status} {content[:500]!r}"
-        return json.loads(content)
 
 
 @pytest.fixture(scope="module")
 def studio() -> Studio:
-    if os.environ.get("LABEL_STUDIO_UNAVAILABLE"):
-        pytest.skip(f"Label Studio could not be installed: {os.environ['LABEL_STUDIO_UNAVAILABLE']}")
-    if not os.environ.get("LABEL_STUDIO_URL"):
-        pytest.skip("Label Studio is not running: `bash .ci/run` starts it, or `bash dependencies/label_studio.sh "
-                    "install && eval \"$(bash dependencies/label_studio.sh start DOCUMENT_ROOT)\"`")
-    return Studio(os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_EMAIL"],
-                  os.environ["LABEL_STUDIO_PASSWORD"])
+    return connect()
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +58,6 @@ def _call(root: Path, *args: str) -> int | str | None:
     except SystemExit as exit_:
         return exit_.code
     return 0
-
-
-def _true_mask(sample_id: str) -> np.ndarray:
-    record = next(r for r in load_fold(resolve_path("folds"), "synthetic", 0, 0).train if r.id == sample_id)
-    grey = np.asarray(Image.open(resolve_path("datasets/synthetic") / record.mask).convert("L"))
-    return (grey > 127).astype(np.uint8)
-
-
-def _brush(mask: np.ndarray) -> list[dict]:
-    return [{"from_name": BRUSH_NAME, "to_name": IMAGE_NAME, "type": "brushlabels", "original_width": mask.shape[1],
-             "original_height": mask.shape[0], "image_rotation": 0,
-             "value": {"format": "rle", "rle": encode(mask), "brushlabels": [FOREGROUND]}}]
 
 
 def _polygon(shape: tuple[int, int]) -> list[dict]:
@@ -177,7 +113,7 @@ def _through_label_studio(studio: Studio, request: Path, export: Path, results: 
         sample_id = task["data"]["sample_id"]
         lead_time = 2.5 + k
         annotation = studio.api("POST", f"/api/tasks/{task_id[sample_id]}/annotations",
-                                {"result": results(k, _true_mask(sample_id)), "lead_time": lead_time,
+                                {"result": results(k, true_mask(sample_id)), "lead_time": lead_time,
                                  "was_cancelled": False}, expected=201)
         answered[sample_id] = (task_id[sample_id], annotation["id"], lead_time)
     status, _, content = studio.raw("GET", f"/api/projects/{project}/export?exportType=JSON")
@@ -200,13 +136,13 @@ def test_the_initial_request_through_label_studio_answers_round_0(studio: Studio
     assert _call(root) == C.EXIT_WAITING
     request = root / FOLD / EXP_ID / "initial" / "to_annotate"
     export = tmp_path / "export.json"
-    answered = _through_label_studio(studio, request, export, lambda k, mask: _brush(mask))
+    answered = _through_label_studio(studio, request, export, lambda k, mask: brush(mask))
     assert len(answered) == 6
 
     answers = read_answers(export, list(answered), _sizes(request, list(answered)))
     assert sorted(answers) == sorted(answered)
     for i, answer in answers.items():
-        assert np.array_equal(answer.mask, _true_mask(i)), i
+        assert np.array_equal(answer.mask, true_mask(i)), i
         assert (answer.source, answer.lead_time) == (C.SOURCE_LABEL_STUDIO, answered[i][2])
         assert answer.reference == f"task {answered[i][0]}, annotation {answered[i][1]}"
 
@@ -224,13 +160,13 @@ def test_a_round_request_with_pre_annotations_through_label_studio_answers_round
         initial = root / FOLD / EXP_ID / "initial" / "to_annotate"
         for task in json.loads((initial / "label_studio_tasks.json").read_text()):
             sample_id = task["data"]["sample_id"]
-            Image.fromarray(_true_mask(sample_id) * 255).save(initial / "answers" / f"{sample_id}.png")
+            Image.fromarray(true_mask(sample_id) * 255).save(initial / "answers" / f"{sample_id}.png")
         assert _call(root) == C.EXIT_WAITING
     tasks = json.loads((request / "label_studio_tasks.json").read_text())
     assert len(tasks) == 3 and all(t.get("predictions") for t in tasks)  # the model's masks to correct
     export = tmp_path / "export.json"
     answered = _through_label_studio(studio, request, export,
-                                     lambda k, mask: _polygon(mask.shape) if k == 0 else _brush(mask))
+                                     lambda k, mask: _polygon(mask.shape) if k == 0 else brush(mask))
     assert len(answered) == 3
 
     polygon_id = tasks[0]["data"]["sample_id"]
@@ -238,7 +174,7 @@ def test_a_round_request_with_pre_annotations_through_label_studio_answers_round
     answers = read_answers(export, list(answered), sizes)
     assert sorted(answers) == sorted(answered)
     for i, answer in answers.items():
-        expected = _rectangle_mask(sizes[i]) if i == polygon_id else _true_mask(i)
+        expected = _rectangle_mask(sizes[i]) if i == polygon_id else true_mask(i)
         assert np.array_equal(answer.mask, expected), i
         assert answer.reference == f"task {answered[i][0]}, annotation {answered[i][1]}"
         assert answer.lead_time == answered[i][2]

@@ -311,7 +311,7 @@ def test_answers_to_a_finished_round_are_refused_and_redo_round_moves_the_old_ro
     old = {r: json.loads((folder / f"round_00{r}" / "state.json").read_text()) for r in (1, 2)}
     corrected = tmp_path / "corrected"
     shutil.copytree(folder / "round_000" / "to_annotate" / "answers", corrected)
-    first = sorted(p.stem for p in corrected.glob("*.png"))[0]
+    first = min(p.stem for p in corrected.glob("*.png"))
     fixed = _true_mask(first)
     fixed[: fixed.shape[0] // 2] = 0
     assert fixed.any()
