@@ -28,6 +28,10 @@ def atomic_write(path: Path, write: Callable[[Path], None], mode: int = FILE_MOD
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.filename is None:  # a failed write (no space left on the disk) names no file: name the one
+            error.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

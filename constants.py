@@ -60,9 +60,11 @@ ORACLES = (ORACLE_SIMULATED, ORACLE_FILES, ORACLE_LABEL_STUDIO)
 SOURCE_SIMULATED = "simulated"
 SOURCE_FILE = "file"
 SOURCE_LABEL_STUDIO = "label_studio"
-# Exit codes of main.py: 2 bad input (nothing written), 3 waiting for a person's answers.
+# Exit codes of main.py: 2 bad input (nothing written), 3 waiting for a person's answers, 130 interrupted
+# (Ctrl-C, the shell's code for SIGINT; the same command resumes).
 EXIT_BAD_INPUT = 2
 EXIT_WAITING = 3
+EXIT_INTERRUPTED = 130
 
 # Datasets with a reader.
 SYNTHETIC = "synthetic"
@@ -135,6 +137,9 @@ TASK_ALIASES = {"SEGMENTATION": TASK_JOINT}
 # Methods of the classification task (WSL and Label_prop need masks); Full_sup labels the whole pool.
 CLASSIFICATION_METHODS = (FULL_SUP, RANDOM, LEAST_CONFIDENCE, MARGIN, ENTROPY, MC_DROPOUT, MC_ENTROPY, MC_BALD,
                           ENSEMBLE, CORESET, HU, HU_KNN, LL4AL, DAL)
+# Classification models LL4AL runs on: torchvision's ResNets, whose four residual stages feed its loss-prediction
+# module (ResNet, ResNeXt, Wide ResNet).
+LL4AL_MODEL_PREFIXES = ("resnet", "resnext", "wide_resnet")
 # Methods of the segmentation task: strategies over per-pixel class distributions and pooled features.
 SEGMENTATION_METHODS = (FULL_SUP, RANDOM, ENTROPY, LEAST_CONFIDENCE, MARGIN, MC_ENTROPY, MC_BALD, MC_DROPOUT, ENSEMBLE,
                         CORESET)

@@ -12,7 +12,9 @@ For `synthetic`, a missing set is first generated into --data_root with generate
 defaults (seed 0, 40 images per class, 80x80 pixels, 3 classes); `scenes` likewise (seed 0, 120
 images of 64x64 pixels, data/scenes.py). --from_original converts the
 paper's own fold CSVs instead of drawing new folds. `digits` ships with scikit-learn and needs
-no --data_root (one given is ignored).
+no --data_root (one given is ignored). Folds that differ from those already in --out are refused
+(the runs made with those would silently change meaning) unless --force is given; writing the same
+folds again is harmless.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folds root (default: folds/ next to this script)")
     parser.add_argument("--from_original", type=Path, metavar="DIR",
                         help="convert the paper's fold CSVs found under DIR instead")
+    parser.add_argument("--force", action="store_true",
+                        help="replace folds that differ from those already in --out (runs made with those depend on "
+                             "them)")
     return parser
 
 
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data_root is required (unless --from_original is given or the dataset is {DIGITS})")
     try:
         if args.from_original is not None:
-            written = import_original_folds(args.from_original, args.out, args.dataset, args.seed)
+            written = import_original_folds(args.from_original, args.out, args.dataset, args.seed, args.force)
         else:
             if args.dataset == SYNTHETIC and not (args.data_root / "labels.csv").is_file():
                 generate_synthetic(args.data_root)
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             listing = read_listing(args.dataset, args.data_root)
             folds = make_folds(listing, args.seed, args.nbr_splits, args.nbr_folds,
                                args.valid_ratio, args.test_ratio)
-            written = write_folds(args.out, args.dataset, folds, args.seed)
+            written = write_folds(args.out, args.dataset, folds, args.seed, args.force)
         summaries = []
         for folder in written:
             split = int(folder.parent.name.removeprefix("split_"))

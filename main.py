@@ -34,13 +34,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 
-import yaml
-
 import constants as C
 from al.answers import AnswerError
 from al.ledger import Ledger
+from al.locks import RunLockedError
 from al.methods import METHODS
-from al.state import STATE_FILE, RoundState, RunFolder, RunLockedError, RunStateError, run_dir
+from al.state import STATE_FILE, AlreadyDone, RoundState, RunFolder, RunStateError, config_changes, run_dir
 from al.strategies import StrategySettings, build_strategy
 from data.records import DataError
 from engine.checkpoint import CheckpointError
@@ -50,14 +49,9 @@ from engine.runtime import DeviceError, select_device, set_deterministic
 from engine.train import TrainingError
 from models.backbone import PretrainedWeightsError
 from oracles import LabelStudioError, Oracle, Revealed, WaitingForAnswers, build_oracle
-from parseit import Config, config_differences, exit_on_error, parse_config, save_config, summary
+from parseit import Config, exit_on_error, parse_config, save_config, summary
 from tasks import Task, build_task
 from tasks.base import Clock
-
-# Keys that may change between calls on the same run folder without changing its results.
-RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "cudaid", "device", "cache_dir", "exp_root",
-                    "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
-                    "oracle_answers", "label_studio_url", "label_studio_token_file")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -65,15 +59,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "--help" in argv or "-h" in argv:
         print_help()
         return
-    with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
-                       PretrainedWeightsError, AnswerError, LabelStudioError, TrainingError, OSError):
-        cfg = parse_config(argv)
-        print(summary(cfg), flush=True)
-        try:
-            run_rounds(cfg)
-        except WaitingForAnswers as waiting:
-            print(f"waiting: {waiting}", flush=True)
-            sys.exit(C.EXIT_WAITING)
+    try:
+        with exit_on_error(DataError, CheckpointError, RunStateError, RunLockedError, DeviceError,
+                           PretrainedWeightsError, AnswerError, LabelStudioError, TrainingError, OSError):
+            cfg = parse_config(argv)
+            print(summary(cfg), flush=True)
+            try:
+                run_rounds(cfg)
+            except WaitingForAnswers as waiting:
+                print(f"waiting: {waiting}", flush=True)
+                sys.exit(C.EXIT_WAITING)
+            except AlreadyDone as done:
+                print(done, flush=True)
+    except KeyboardInterrupt:
+        # A round stopped half-way left only its round_<r>.partial/ folder, which the next call starts again.
+        print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)
+        sys.exit(C.EXIT_INTERRUPTED)
 
 
 def run_rounds(cfg: Config) -> None:
@@ -220,14 +221,10 @@ def check_config(run: RunFolder, cfg: Config) -> None:
     """Later calls on a run folder must agree with its saved config.yaml on what shapes the results."""
     path = run.root / "config.yaml"
     if path.is_file():
-        try:
-            saved = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError):
-            saved = None
-        if not isinstance(saved, dict):
+        changed = config_changes(path, cfg)
+        if changed is None:
             raise RunStateError(f"{path} is empty or corrupt: delete it (the finished rounds stay and the next call "
                                 "writes it again) or use another --exp_id")
-        changed = config_differences(saved, cfg.to_dict(), ignore=RESUME_FREE_KEYS)
         if changed:
             raise RunStateError(f"{run.root} was run with another configuration ({', '.join(changed[:3])} differ): "
                                 "use the same values or a new --exp_id")

@@ -20,6 +20,7 @@ line on stderr, and left out of the configuration.
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
 import urllib.parse
@@ -56,6 +57,14 @@ IGNORED_ORIGINAL_KEYS = frozenset({
     *IGNORED_ORIGINAL_PATHS, *(path.rpartition(".")[2] for path in IGNORED_ORIGINAL_PATHS),
     "optn0__name_optimizer",
 })
+
+
+# Keys that say which run a call is: its folder, data, method, seed and rounds. A method's overrides cannot
+# change them (a run of one method would be another method's, or land in another folder).
+RUN_IDENTITY_KEYS = frozenset({"task", "al_type", "dataset", "data_root", "fold_folder", "split", "fold", "MYSEED",
+                               "exp_id", "exp_root", "debug_subfolder", "al_it", "al_it_end"})
+# Folder keys that must not be empty (an empty path would be the repository itself).
+FOLDER_KEYS = ("exp_root", "fold_folder", "cache_dir")
 
 
 class ConfigError(ValueError):
@@ -221,6 +230,28 @@ def _get_path(data: Mapping, path: str) -> Any:
     return (data[section] if section else data)[name]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last value in silence)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key.value}' is given twice, at lines {seen[key.tag, key.value]} and {line}",
+                    key.start_mark)
+            seen[key.tag, key.value] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing duplicate keys (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
+
+
 def yaml_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
     """config_yaml/<name> (with or without .yaml), or an explicit path to a YAML file."""
     candidate = Path(name)
@@ -280,10 +311,17 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
         if extra:
             raise ConfigError(f"{source}: unknown key '{min(extra)}'{' in ' + section if section else ''}; "
                               "remove it or regenerate the file with 'python yaml-gen.py'")
-    overrides = raw.get(OVERRIDES_SECTION) or {}
+    data[OVERRIDES_SECTION], in_overrides = _check_overrides(raw.get(OVERRIDES_SECTION) or {}, data["task"], source)
+    return data, ignored + in_overrides
+
+
+def _check_overrides(overrides: Any, task: str, source: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """A file's method_overrides, checked: {method: {key: value}}, and the options of the original they hold.
+    A key that says which run a call is (RUN_IDENTITY_KEYS) cannot differ by method."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"{source}: '{OVERRIDES_SECTION}' must map a method name to {{key: value}}")
-    data[OVERRIDES_SECTION] = {}
+    checked: dict[str, dict[str, Any]] = {}
+    ignored: list[str] = []
     for method, changes in overrides.items():
         if method not in C.METHODS:
             raise ConfigError(f"{source}: {OVERRIDES_SECTION} names unknown method '{method}'; "
@@ -293,11 +331,14 @@ def _check_file(raw: Any, source: Path) -> tuple[dict[str, Any], list[str]]:
         ignored += [f"{OVERRIDES_SECTION}.{method}.{name}" for name in changes if name in IGNORED_ORIGINAL_KEYS]
         kept = {name: v for name, v in changes.items() if name not in IGNORED_ORIGINAL_KEYS}
         for name in kept:
-            _check_task_key(resolve_key(name), data["task"], f"{source}: {OVERRIDES_SECTION}.{method}.{name}",
-                            "remove it")
-        data[OVERRIDES_SECTION][method] = {name: coerce(resolve_key(name), v, from_text=False)
-                                           for name, v in kept.items()}
-    return data, ignored
+            where = f"{source}: {OVERRIDES_SECTION}.{method}.{name}"
+            if resolve_key(name) in RUN_IDENTITY_KEYS:
+                raise ConfigError(f"{where}: {resolve_key(name)} says which run a call is (its folder, data, method, "
+                                  "seed or round) and cannot differ by method: remove it, and set it at the top of "
+                                  "the file or on the command line")
+            _check_task_key(resolve_key(name), task, where, "remove it")
+        checked[method] = {name: coerce(resolve_key(name), v, from_text=False) for name, v in kept.items()}
+    return checked, ignored
 
 
 def _check_task_key(path: str, task: str, where: str, fix: str) -> None:
@@ -358,8 +399,9 @@ def _derive_and_check(data: dict[str, Any]) -> None:
     if method in C.MC_METHODS and data["mcdropout_t"] < 1:
         raise ConfigError(f"{method} needs at least one stochastic pass, got mcdropout_t {data['mcdropout_t']}: "
                           "pass --mcdropout_t 50")
-    if accepts(data["task"], "hu_ridge"):
-        _check_strategy_keys(data)
+    empty = [key for key in FOLDER_KEYS if isinstance(data.get(key), str) and not data[key].strip()]
+    if empty:
+        raise ConfigError(f"{empty[0]} is empty: pass a folder (a relative path is taken from the repository)")
     if data["exp_id"] is not None and not _safe_name(data["exp_id"]):
         raise ConfigError(f"exp_id '{data['exp_id']}' may hold only letters, digits and . _ - : choose another")
     if data["debug_subfolder"] and not all(_safe_name(part) for part in data["debug_subfolder"].split("/")):
@@ -367,6 +409,8 @@ def _derive_and_check(data: dict[str, Any]) -> None:
                           "letters, digits and . _ - (no '..', no leading '/'): choose another")
     {C.TASK_CLASSIFICATION: _check_classification, C.TASK_SEGMENTATION: _check_segmentation}.get(
         data["task"], _check_joint)(data)
+    if accepts(data["task"], "hu_ridge"):
+        _check_strategy_keys(data)
 
 
 def _check_strategy_keys(data: dict[str, Any]) -> None:
@@ -439,6 +483,11 @@ def _check_classification(data: dict[str, Any]) -> None:
     _check_other_task(data, C.CLASSIFICATION_METHODS, C.CLASSIFICATION_DATASETS)
     if data["oracle"] != C.ORACLE_SIMULATED:
         raise ConfigError(f"the classification task has no person oracle yet: pass --oracle {C.ORACLE_SIMULATED}")
+    model = data["classification"]["model"]
+    if method == C.LL4AL and not model.strip().lower().startswith(C.LL4AL_MODEL_PREFIXES):
+        raise ConfigError(f"LL4AL needs a ResNet (its loss-prediction module reads the four residual stages) and "
+                          f"classification.model is {model}: pass --model resnet18 (or another resnet, resnext or "
+                          "wide_resnet)")
     if method in C.MC_METHODS and data["classification"]["head_dropout"] <= 0:
         raise ConfigError(f"{method} samples dropout masks but classification.head_dropout is "
                           f"{data['classification']['head_dropout']:g}: pass --head_dropout 0.3")
@@ -449,6 +498,9 @@ def _check_joint(data: dict[str, Any]) -> None:
     if data["dataset"] in (*C.CLASSIFICATION_DATASETS, *C.SEGMENTATION_DATASETS):
         raise ConfigError(f"dataset {data['dataset']} has no binary masks for the joint task: pass --yaml with a "
                           "configuration of its task")
+    if method not in C.SINGLE_ROUND_METHODS and data["p_samples"] <= 0:
+        raise ConfigError(f"p_samples {data['p_samples']:g} asks the oracle for nothing per round: pass a percentage "
+                          "of the train set in (0, 100], e.g. --p_samples 5")
     if method == C.WSL and data["estimate_seg_thres"]:
         raise ConfigError("WSL masks use the fixed threshold seg_threshold: set --estimate_seg_thres false")
     _check_crf(data)
@@ -484,7 +536,10 @@ def parse_config(argv: Sequence[str] | None = None, config_dir: Path = CONFIG_DI
         raise ConfigError("no configuration given: pass --yaml <dataset>.yaml (files in config_yaml/)")
     source = yaml_path(yaml_name, config_dir)
     try:
-        raw = yaml.safe_load(source.read_text())
+        raw = load_yaml(source.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                          "save it as UTF-8 or regenerate it with 'python yaml-gen.py'") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML ({str(exc).splitlines()[0]}): fix or regenerate it") from None
     data, in_file = _check_file(raw, source)
@@ -617,9 +672,22 @@ def exit_on_error(*expected: type[BaseException]) -> Iterator[None]:
 
 
 def _one_line(exc: BaseException) -> str:
-    """The message of a user-facing error; for a file-system error, the path and what to check."""
-    if isinstance(exc, OSError) and not isinstance(exc, ConfigError):
+    """The message of a user-facing error; for a file-system error, the path, the problem and what to do."""
+    if isinstance(exc, OSError) and exc.errno is not None:
         where = f" {exc.filename}" if exc.filename else ""
-        return (f"cannot use{where}: {exc.strerror or exc}: check that the path (exp_root, cache_dir, data_root) "
-                "is a folder this user can write in")
+        return f"cannot use{where}: {exc.strerror or exc}: {_OS_FIXES.get(exc.errno, _OS_FIX)}"
     return " ".join(str(exc).split())
+
+
+# What to do about a file-system error, by its errno; the default suits a folder that cannot be written.
+_OS_FIX = "check that the path (exp_root, cache_dir, data_root) is a folder this user can write in"
+_OS_FIXES = {
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT),
+                    "free space on that disk, or point exp_root / cache_dir to another disk"),
+    **dict.fromkeys((errno.EACCES, errno.EPERM), "check that this user may read and write there"),
+    **dict.fromkeys((errno.ENOTDIR, errno.EEXIST),
+                    "a file stands where a folder is needed: move it away or choose another path"),
+    errno.EISDIR: "a folder stands where a file is needed: move it away or choose another path",
+    errno.EROFS: "the file system is read-only: point exp_root / cache_dir to a writable folder",
+    errno.ENOENT: "check the path",
+}

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 import torch
 
+import constants as C
 from gen_configs import add_selection_arguments, default_python, split_extras
 from parseit import ConfigError, exit_on_error, parse_config, resolve_path
 from studies.local import LocalRunner, StudyFolder, slots
@@ -30,7 +31,6 @@ from studies.slurm import SlurmError, SlurmOptions, submit
 from studies.status import status_table
 
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,7 +89,7 @@ def run(jobs: Sequence[Job], folder: StudyFolder, args: argparse.Namespace) -> i
         ok = runner.run()
     except KeyboardInterrupt:
         print("study: interrupted; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return C.EXIT_INTERRUPTED
     print(status_table(jobs, folder))
     return 0 if ok else EXIT_FAILED
 

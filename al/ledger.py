@@ -47,9 +47,21 @@ class Ledger:
     def revealed_lists(self) -> dict[str, list[int]]:
         return {u: sorted(k) for u, k in self.revealed.items()}
 
-    def unknown(self, state: RoundState) -> list[str]:
-        """Ids a (hand-edited) state names that the pool does not have."""
-        return sorted((set(state.labelled) | set(state.selected) | set(state.pseudo_pairs)) - set(self.ids))
+    def problem(self, state: RoundState) -> str | None:
+        """What a (hand-edited) previous state says that the next round cannot build on: ids the pool does not
+        have, an id twice in a list, or a pick of an id already labelled (the next round would train on fewer
+        images than it reports)."""
+        unknown = sorted((set(state.labelled) | set(state.selected) | set(state.pseudo_pairs)) - set(self.ids))
+        if unknown:
+            return (f"names samples that are not in the train set of the fold ({', '.join(unknown[:3])}"
+                    f"{' ...' if len(unknown) > 3 else ''})")
+        for name in ("labelled", "selected"):
+            ids = getattr(state, name)
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                return f"names {twice[0]} twice in '{name}'"
+        again = sorted(set(state.labelled) & set(state.selected))
+        return f"selects {again[0]}, which is already labelled" if again else None
 
 
 def pending_ids(previous: RoundState | None, labelled: Sequence[str]) -> list[str]:

@@ -10,12 +10,8 @@ rebuilt, with one line on stderr naming it; one made for other ids is rebuilt si
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import pickle
 import sys
-import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +21,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from al.knn import class_normalisers, colour_features, colour_histograms, knn_pairs
-from atomic_io import atomic_write_bytes
+from torch_io import load_cache, save_torch
 
 
 @dataclass(frozen=True)
@@ -68,24 +64,15 @@ def load_or_build(folder: Path, ids: Sequence[str], labels: Sequence[int], image
         for image in tqdm(images, desc="colour histograms", disable=None if progress else True, leave=False)])
     label_tensor = torch.as_tensor(list(labels), dtype=torch.int64)
     normalisers = class_normalisers(hists, label_tensor, block_size=block_size, device=device)
-    buffer = io.BytesIO()
-    torch.save({"ids": list(ids), "labels": label_tensor, "hists": hists,
-                "normalisers": {str(k): v for k, v in normalisers.items()}, "settings": asdict(settings)}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_torch(path, {"ids": list(ids), "labels": label_tensor, "hists": hists,
+                      "normalisers": {str(k): v for k, v in normalisers.items()}, "settings": asdict(settings)})
     return HistogramCache(ids=list(ids), labels=label_tensor, hists=hists, normalisers=normalisers)
 
 
 def _read_cache(path: Path, ids: list[str], settings: FeatureSettings) -> HistogramCache | None:
     """The cached histograms when the file holds a well-formed cache for these ids, else None."""
-    if not path.is_file():
-        return None
-    try:
-        with warnings.catch_warnings():  # a damaged file can make the unpickler warn as well
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        print(f"warning: kNN cache {path} cannot be read ({type(error).__name__}): rebuilding it",
-              file=sys.stderr, flush=True)
+    payload = load_cache(path, "kNN cache")
+    if payload is None:
         return None
     if isinstance(payload, dict) and isinstance(payload.get("ids"), list) and payload["ids"] != ids:
         return None  # made for another train set

@@ -9,9 +9,6 @@ IGNORE so that the segmentation loss skips them.
 
 from __future__ import annotations
 
-import io
-import pickle
-import zipfile
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +21,8 @@ from skimage.segmentation import slic, watershed
 from torch import Tensor
 from tqdm import tqdm
 
-from atomic_io import atomic_write_bytes
 from constants import IGNORE, REGION_BUDGET_UNITS, SUPERPIXEL_METHODS
+from torch_io import load_cache, save_torch
 
 _SLIC_COMPACTNESS = 10.0
 _WATERSHED_COMPACTNESS = 0.001
@@ -59,12 +56,7 @@ def _cache_path(folder: Path, n_regions: int, method: str) -> Path:
 
 def _read_cache(path: Path, ids: Sequence[str], images: Sequence[Tensor]) -> dict[str, Tensor] | None:
     """The cached maps when the file is readable and matches these ids and image sizes, else None."""
-    if not path.is_file():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile):
-        return None
+    payload = load_cache(path, "superpixel cache")
     if not isinstance(payload, dict) or payload.get("ids") != list(ids):
         return None
     maps = payload.get("labels")
@@ -95,9 +87,7 @@ def load_or_build(folder: Path, ids: Sequence[str], images: Sequence[Tensor], n_
         return cached
     maps = [torch.from_numpy(superpixels(image.permute(1, 2, 0).cpu().numpy(), n_regions, method))
             for image in tqdm(images, desc="superpixels", disable=None if progress else True, leave=False)]
-    buffer = io.BytesIO()
-    torch.save({"ids": list(ids), "labels": maps, "method": method, "n_regions": n_regions}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_torch(path, {"ids": list(ids), "labels": maps, "method": method, "n_regions": n_regions})
     return dict(zip(ids, maps))
 
 

@@ -4,6 +4,7 @@ Layout of one fold's experiments:
 
     <exp_root>/<debug_subfolder>/<dataset>/split_<s>-fold_<f>/
         theta0/seed_<s>.pt     stage-1 checkpoint written by WSL, read by every stage-2 run of that seed
+        theta0/seed_<s>.pt.lock   exists while a stage-1 process trains it (the others of that seed wait)
         knn_cache/             Label_prop colour histograms (shared by seeds and rounds)
         <exp_id>/              one run (one method and one seed, every round):
         config.yaml            resolved configuration of the run (later calls must agree with it)
@@ -27,23 +28,24 @@ an interrupted one starts again cleanly.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+import yaml
 from PIL import Image
 
 import constants as C
-from atomic_io import atomic_write_text
-from parseit import Config, resolve_path
+from al.locks import acquire_lock, release_lock, remove_empty
+from atomic_io import atomic_write, atomic_write_text
+from parseit import Config, config_differences, resolve_path
 
 STATE_FILE = "state.json"
 FAILURE_FILE = "failed.json"
@@ -54,6 +56,10 @@ ANNOTATIONS_DIR = "annotations"
 # version 2: before the person oracle and the classification task (no annotations, annotation_seconds,
 # task, stop_reason).
 STATE_VERSION = 3
+# Keys that may change between calls on the same run folder without changing its results.
+RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "cudaid", "device", "cache_dir",
+                    "exp_root", "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
+                    "oracle_answers", "label_studio_url", "label_studio_token_file")
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -77,12 +83,30 @@ def theta0_path(cfg: Config) -> Path:
     return experiment_dir(cfg) / "theta0" / f"{stem}.pt"
 
 
+def theta0_lock(path: Path) -> Path:
+    """The lock stage 1 holds while it trains the theta0 at `path` (stage 2 waits while it is held)."""
+    return path.with_name(path.name + ".lock")
+
+
 class RunStateError(ValueError):
     """The run folder is inconsistent with the request (one line naming the problem and the fix)."""
 
 
-class RunLockedError(RuntimeError):
-    """Another process works on the same run folder."""
+class AlreadyDone(Exception):
+    """What the call asks for was done by another process (theta0 of the same configuration): the message
+    is printed and the call ends with exit code 0."""
+
+
+def config_changes(path: Path, cfg: Config, ignore: Sequence[str] = ()) -> list[str] | None:
+    """The keys whose values in the saved config.yaml `path` differ from cfg's, those free to change between
+    calls (RESUME_FREE_KEYS) and `ignore` aside; None when the file is missing, empty or corrupt."""
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (FileNotFoundError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    return config_differences(saved, cfg.to_dict(), ignore=(*RESUME_FREE_KEYS, *ignore))
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
@@ -92,8 +116,9 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{path} is corrupt ({exc.msg}): delete that round's folder and run the round again") \
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise RunStateError(f"{path} is corrupt ({reason}): delete that round's folder and run the round again") \
             from None
 
 
@@ -227,42 +252,32 @@ class RunFolder:
     def __init__(self, root: Path, wait: bool = False):
         self.root = root
         self.wait = wait            # block until another process releases the run (instead of refusing)
-        self._lock_handle: Any = None
-        self._created = False
+        self._lock_handle: TextIO | None = None
+        self._created: list[Path] = []
+        self._held: list[tuple[TextIO, Path, list[Path]]] = []
 
     def lock(self) -> None:
-        self._created = not self.root.exists()
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / "lock", "a+")  # noqa: SIM115 (held open: the lock lives as long as it)
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "unknown"
-            if self.wait:
-                print(f"run folder {self.root} is in use by another process (pid {pid}): waiting for it", flush=True)
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            else:
-                handle.close()
-                raise RunLockedError(f"run folder {self.root} is in use by another process (pid {pid}): "
-                                     "wait for it to finish or use another --exp_id") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_handle = handle
+        self._lock_handle, self._created = acquire_lock(self.root / "lock", self.wait, f"run folder {self.root}")
+
+    def hold(self, lock: Path, what: str) -> None:
+        """Another lock for as long as the run folder's (stage 1 holds its theta0's), waiting while another
+        process holds it; the lock file and the folders made for it go again on release."""
+        handle, created = acquire_lock(lock, True, what)
+        self._held.append((handle, lock, created))
 
     def close(self) -> None:
-        """Release the lock; a folder this lock created and nothing else wrote into is removed again,
+        """Release the locks; the folders this lock created and nothing else wrote into are removed again,
         so that a call refused before its first write leaves no trace."""
+        for handle, lock, created in reversed(self._held):
+            lock.unlink(missing_ok=True)
+            remove_empty(created)
+            release_lock(handle)
+        self._held = []
         if self._lock_handle is not None:
-            if self._created and [p.name for p in self.root.iterdir()] == ["lock"]:
+            if self.root in self._created and [p.name for p in self.root.iterdir()] == ["lock"]:
                 (self.root / "lock").unlink()
-                self.root.rmdir()
-            self._lock_handle.truncate(0)   # no pid of a finished process is left behind
-            self._lock_handle.flush()
-            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
-            self._lock_handle.close()
+                remove_empty(self._created)
+            release_lock(self._lock_handle)
             self._lock_handle = None
 
     def __enter__(self) -> RunFolder:  # noqa: PYI034 (Python 3.10 has no typing.Self)
@@ -359,11 +374,9 @@ class RunFolder:
     @staticmethod
     def write_mask(folder: Path, sample_id: str, mask: np.ndarray, kind: str = MASKS_DIR,
                    label_map: bool = False) -> None:
-        """A binary mask as 0/255, or a label map's values as they are."""
-        path = folder / kind / f"{sample_id}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask.astype(np.uint8) if label_map else (mask > 0).astype(np.uint8) * 255).save(path,
-                                                                                                    format="PNG")
+        """A binary mask as 0/255, or a label map's values as they are (a write that fails names the file)."""
+        image = Image.fromarray(mask.astype(np.uint8) if label_map else (mask > 0).astype(np.uint8) * 255)
+        atomic_write(folder / kind / f"{sample_id}.png", lambda tmp: image.save(tmp, format="PNG"))
 
     def read_mask(self, r: int, sample_id: str, kind: str = MASKS_DIR, label_map: bool = False) -> np.ndarray:
         path = self.round_dir(r) / kind / f"{sample_id}.png"

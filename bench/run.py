@@ -19,7 +19,8 @@ from typing import NoReturn
 
 import torch
 
-from al.state import RunLockedError, RunStateError
+from al.locks import RunLockedError
+from al.state import RunStateError
 from bench.frozen import frozen_rows
 from bench.knn_speed import knn_rows
 from bench.report import Row, format_table, run_meta, write_results

@@ -70,19 +70,43 @@ def make_folds(
 
 
 def write_folds(
-    folds_root: Path, dataset: str, folds: dict[tuple[int, int], Fold], seed: int
+    folds_root: Path, dataset: str, folds: dict[tuple[int, int], Fold], seed: int, force: bool = False
 ) -> list[Path]:
-    """Write each fold to folds_root/<dataset>/split_<s>/fold_<f>/ and return those folders."""
-    written = []
-    for (split, fold_index), fold in sorted(folds.items()):
-        folder = fold_dir(folds_root, dataset, split, fold_index)
+    """Write each fold to folds_root/<dataset>/split_<s>/fold_<f>/ and return those folders.
+
+    Folds that differ from those already there are refused unless `force` (runs were made with those and
+    record no copy of them), before anything is written; writing the same folds again changes nothing.
+    """
+    files = {fold_dir(folds_root, dataset, split, fold_index): _fold_files(fold, seed)
+             for (split, fold_index), fold in sorted(folds.items())}
+    changed = [folder for folder, texts in files.items() if _differs(folder, texts)]
+    if changed and not force:
+        raise DataError(f"{changed[0]} already holds other folds ({len(changed)} fold(s) would change) and the runs "
+                        "made with them depend on them: pass --force to replace them, or --out another folder")
+    for folder, texts in files.items():
         folder.mkdir(parents=True, exist_ok=True)
-        for subset in SUBSETS:
-            atomic_write_text(folder / f"{subset}.csv", _records_csv(getattr(fold, subset)))
-        atomic_write_text(folder / "encoding.yaml", yaml.safe_dump(fold.encoding, sort_keys=False))
-        atomic_write_text(folder / "seed.txt", f"{seed}\n")
-        written.append(folder)
-    return written
+        for name, text in texts.items():
+            atomic_write_text(folder / name, text)
+    return list(files)
+
+
+def _fold_files(fold: Fold, seed: int) -> dict[str, str]:
+    """{file name: content} of one fold folder."""
+    return {**{f"{subset}.csv": _records_csv(getattr(fold, subset)) for subset in SUBSETS},
+            "encoding.yaml": yaml.safe_dump(fold.encoding, sort_keys=False), "seed.txt": f"{seed}\n"}
+
+
+def _differs(folder: Path, texts: dict[str, str]) -> bool:
+    """Whether the folder holds a fold file whose content differs from `texts` (a missing file does not)."""
+    for name, text in texts.items():
+        try:
+            if (folder / name).read_text(encoding="utf-8") != text:
+                return True
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            return True
+    return False
 
 
 def load_fold(folds_root: Path, dataset: str, split: int, fold: int) -> Fold:
@@ -100,7 +124,7 @@ def load_fold(folds_root: Path, dataset: str, split: int, fold: int) -> Fold:
 
 
 def import_original_folds(
-    src_dir: Path, folds_root: Path, dataset: str, seed: int = 0
+    src_dir: Path, folds_root: Path, dataset: str, seed: int = 0, force: bool = False
 ) -> list[Path]:
     """Convert the paper's {train,valid,test}_s_<s>_f_<f>.csv (+ encoding.yaml) found under
     `src_dir` into this project's fold format, so its exact splits can be reused.
@@ -127,7 +151,7 @@ def import_original_folds(
         raise DataError(
             f"no train_s_<s>_f_<f>.csv under {src_dir}: pass the original folds/<dataset> folder"
         )
-    return write_folds(folds_root, dataset, folds, seed)
+    return write_folds(folds_root, dataset, folds, seed, force)
 
 
 def fold_dir(folds_root: Path, dataset: str, split: int, fold: int) -> Path:
@@ -247,8 +271,8 @@ def _fold(subsets: dict[str, list[SampleRecord]], classes: list[str], where: Pat
                     "encoding.yaml; regenerate the folds"
                 )
             if record.id in seen:
-                raise DataError(
-                    f"{where}: sample '{record.id}' is in both {seen[record.id]} and {subset}"
-                )
+                place = f"twice in {subset}" if seen[record.id] == subset else \
+                    f"in both {seen[record.id]} and {subset}"
+                raise DataError(f"{where}: sample '{record.id}' is {place}; regenerate the folds")
             seen[record.id] = subset
     return Fold(classes=classes, **subsets)

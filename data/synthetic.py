@@ -67,11 +67,14 @@ def generate_synthetic(
       file of the new set is written over the old one, and the images and masks of the old set
       that the new one lacks are removed.
     A file the generator did not write is never touched or removed, and a non-empty folder
-    without synthetic.yaml is refused. In place, each file is written under a temporary name and
-    renamed, and synthetic.yaml is written last: a set whose synthetic.yaml matches is complete.
+    without synthetic.yaml is refused. Symbolic links are the user's: a `root` that links to a
+    folder is written through, and a link that would have to be replaced (a dangling one, or
+    one in place of a file the set changes) is refused before anything is written. In place,
+    each file is written under a temporary name and renamed, and synthetic.yaml is written
+    last: a set whose synthetic.yaml matches is complete.
     """
     settings = _settings(seed, n_per_class, image_size, num_classes)
-    root = Path(root)
+    root = _through_link(Path(root))
     if _is_complete(root, settings):
         return root
     if root.exists() and not root.is_dir():
@@ -86,6 +89,7 @@ def generate_synthetic(
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    staging.chmod(0o755)  # a shared data set: readable by everyone, as the files in it
     try:
         _write_set(staging, settings)
         _install(staging, root, settings)
@@ -209,10 +213,33 @@ def _write_set(folder: Path, settings: dict[str, int]) -> None:
     (folder / SETTINGS_FILE).write_text(_settings_yaml(settings), encoding="utf-8")
 
 
+def _through_link(root: Path) -> Path:
+    """The folder a `root` that is a symbolic link points to; a dangling link is refused (it is not ours to
+    replace)."""
+    if not root.is_symlink():
+        return root
+    if not root.exists():
+        raise DataError(f"{root} is a symbolic link to {os.readlink(root)}, which does not exist: create that "
+                        "folder or point the link at one (the synthetic generator never replaces a link)")
+    return root.resolve()
+
+
+def _check_links(root: Path, settings: dict[str, int], same: bool) -> None:
+    """Refuse, before anything is written, a symbolic link in the set where the generator would write: a
+    dangling one, or (when the set changes) one in place of any of its files."""
+    files = [root / folder / f"{sample_id}.png" for folder in ("images", "masks")
+             for _, _, sample_id in _sample_ids(settings)]
+    for path in [root / "images", root / "masks", root / "labels.csv", root / SETTINGS_FILE, *files]:
+        if path.is_symlink() and (not path.exists() or (not same and path.is_file())):
+            raise DataError(f"{path} is a symbolic link the synthetic generator would have to replace: remove it "
+                            "(or restore what it points to), or pick another --data_root")
+
+
 def _update(root: Path, settings: dict[str, int]) -> None:
     """Bring the synthetic set in `root` to `settings` in place, touching only its own files."""
     stored = _stored_settings(root)
     same = stored == settings
+    _check_links(root, settings, same)
     if not same:
         # Until every file is rewritten the folder holds no complete set.
         (root / SETTINGS_FILE).unlink(missing_ok=True)
@@ -243,8 +270,8 @@ def _remove_old_samples(root: Path, stored: dict, keep: set[str]) -> None:
     for folder in ("images", "masks"):
         for path in (root / folder).glob("*.png"):
             shape, _, number = path.stem.rpartition("_")
-            if (path.stem not in keep and shape in SHAPES[:num_classes] and len(number) == 4
-                    and number.isdigit() and int(number) < n_per_class):
+            if (path.stem not in keep and not path.is_symlink() and shape in SHAPES[:num_classes]
+                    and len(number) == 4 and number.isdigit() and int(number) < n_per_class):
                 path.unlink(missing_ok=True)
 
 

@@ -8,22 +8,24 @@ for every seed, which understates the variance across seeds).
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from atomic_io import atomic_write_bytes
 from models.frozen import FrozenFeatures
 from models.hybrid import HybridModel, load_matching_state
 from parseit import Config
+from torch_io import TorchFileError, load_torch, save_torch
+
+# What to do about a theta0 that cannot be used.
+THETA0_FIX = ("delete it and run the WSL round again (stage-2 runs that started from it then refuse to go on), "
+              "or pass --path_pre_trained with a stage-1 checkpoint")
 
 
-class CheckpointError(FileNotFoundError):
-    """theta0 is missing or does not fit the model (one line naming the file and the fix)."""
+class CheckpointError(ValueError):
+    """theta0 is missing, damaged or does not fit the model (one line naming the file and the fix)."""
 
 
 def hybrid_arguments(cfg: Config, imagenet: bool) -> dict[str, Any]:
@@ -53,29 +55,24 @@ def build_model(cfg: Config, num_classes: int, device: torch.device, imagenet: b
                               loss_prediction_width=loss_prediction_width), cfg, device)
 
 
-def save_torch(path: Path, payload: Any) -> None:
-    """torch.save, written whole or not at all."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def save_theta0(path: Path, model: HybridModel, meta: Mapping[str, Any]) -> None:
+    """theta0: the model's weights on the CPU and what it was trained for (dataset, split, fold, seed, run)."""
     save_torch(path, {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                       "meta": dict(meta)})
 
 
 def load_theta0(path: Path) -> dict[str, Any]:
+    """theta0's content: its weights ("state_dict") and what it was trained for ("meta")."""
     if not path.is_file():
         raise CheckpointError(f"stage-1 checkpoint {path} not found: run the WSL round first "
                               "(python main.py --yaml <dataset>.yaml --al_type WSL ...) or pass --path_pre_trained FILE")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:  # truncated or foreign
-        raise CheckpointError(f"stage-1 checkpoint {path} cannot be read ({type(exc).__name__}): "
-                              "delete it and run the WSL round again") from None
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is not a stage-1 checkpoint of this project: run the WSL round again")
+        payload = load_torch(path)
+    except TorchFileError as error:
+        raise CheckpointError(f"stage-1 checkpoint {error}: {THETA0_FIX}") from None
+    if not (isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict)
+            and isinstance(payload.get("meta", {}), dict)):
+        raise CheckpointError(f"{path} is not a stage-1 checkpoint of this project: {THETA0_FIX}")
     return payload
 
 
@@ -91,19 +88,6 @@ def check_theta0_origin(theta0: Mapping[str, Any], path: Path, expected: Mapping
     if differ:
         raise CheckpointError(f"{path} was trained for another run: {', '.join(differ)}; run the WSL round of this "
                               "dataset, split, fold and seed, or pass --path_pre_trained with a matching file")
-
-
-def check_stage1_target(path: Path, run_root: Path) -> None:
-    """Stage 1 never replaces a theta0 that another run wrote: stage-2 runs of that seed depend on it."""
-    if not path.is_file():
-        return
-    try:
-        writer = torch.load(path, map_location="cpu", weights_only=True).get("meta", {}).get("run")
-    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
-        writer = None
-    if writer != str(run_root):
-        raise CheckpointError(f"{path} exists (written by {writer or 'another run'}) and stage-2 runs depend on it: "
-                              "delete it to train stage 1 again, or pass --path_pre_trained NEW_FILE to write another")
 
 
 def model_from_theta0(cfg: Config, theta0: Mapping[str, Any], num_classes: int, device: torch.device,

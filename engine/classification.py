@@ -25,6 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from al.scores import CategoricalPassStats
+from al.state import RunStateError
 from al.strategies.base import (
     FEATURES,
     LOSS_MODULE,
@@ -38,7 +39,6 @@ from al.strategies.base import (
 from data.arrays import gather, read_arrays
 from data.folds import load_fold
 from data.records import DataError
-from engine.checkpoint import save_torch
 from engine.context import train_settings
 from engine.evaluate import Inference
 from engine.resident import ResidentSet, ResidentSplits
@@ -47,6 +47,7 @@ from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, cl
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path
+from torch_io import TorchFileError, load_torch, save_torch
 
 # Per-channel statistics the inputs are normalised with (ImageNet's, which pretrained weights expect).
 MEAN = (0.485, 0.456, 0.406)
@@ -278,3 +279,19 @@ def gather_evidence(strategy: Strategy, members: Sequence[Classifier], data: Cla
 def save_weights(model: Classifier, path: Path) -> None:
     """The round's weights, for a warm start of the next round."""
     save_torch(path, model.state_dict())
+
+
+def load_weights(model: Classifier, path: Path) -> None:
+    """A warm start from the weights a finished round saved; RunStateError naming the file when they are missing,
+    damaged or of another model."""
+    problem = "missing"
+    if path.is_file():
+        try:
+            model.load_state_dict(load_torch(path))
+            return
+        except TorchFileError:
+            problem = "damaged or not a torch file"
+        except (RuntimeError, TypeError):
+            problem = "the weights of another model"
+    raise RunStateError(f"{path} cannot be used for the warm start ({problem}): delete {path.parent} and run that "
+                        "round again")

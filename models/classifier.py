@@ -36,6 +36,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import MaxVit, ResNet, VisionTransformer
 
+import constants as C
 from models.lenet import LeNet5
 from models.loss_prediction import LossPredictionModule
 from parseit import ConfigError
@@ -391,8 +392,7 @@ def build_classifier(name: str, num_classes: int, pretrained: bool, weights_dir:
         raise ClassifierError(f"num_classes must be >= 1, got {num_classes}")
     if loss_prediction_width < 0:
         raise ClassifierError(f"loss_prediction_width must be >= 0, got {loss_prediction_width}")
-    if loss_prediction_width > 0 and (key in PROJECT_MODELS
-                                      or torchvision.models.get_model_builder(key).__module__ != ResNet.__module__):
+    if loss_prediction_width > 0 and not key.startswith(C.LL4AL_MODEL_PREFIXES):
         # Refused before any weights are read; Classifier checks the built network again.
         raise ClassifierError(f"{key}: LL4AL needs a ResNet (layer1..layer4 taps); use a resnet, resnext or "
                               "wide_resnet model")

@@ -11,7 +11,6 @@ classifier layers are replaced when their number of classes differs.
 from __future__ import annotations
 
 import difflib
-import pickle
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ import torchvision
 from torch import Tensor, nn
 
 from parseit import ConfigError
+from torch_io import TorchFileError, load_torch
 
 UNET = "unet"
 TORCHVISION_MODELS = ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large", "fcn_resnet50",
@@ -107,10 +107,10 @@ def _load_weights(net: nn.Module, path: Path) -> None:
         raise SegmentationModelError(f"weights file {path} does not exist: save the model's state dict there "
                                      "(torch.save(model.state_dict(), path)) or drop --seg_weights_path")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError) as error:
-        raise SegmentationModelError(f"{path} is not a readable state dict ({type(error).__name__}): "
-                                     "save one with torch.save(model.state_dict(), path)") from None
+        state = load_torch(path)
+    except TorchFileError as error:
+        raise SegmentationModelError(f"{error}: save a state dict there with torch.save(model.state_dict(), "
+                                     "path)") from None
     if not isinstance(state, dict):
         raise SegmentationModelError(f"{path} holds a {type(state).__name__}, not a state dict: save one with "
                                      "torch.save(model.state_dict(), path)")

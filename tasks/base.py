@@ -100,11 +100,10 @@ class Task:
         self.load(run, first)
         previous = run.read_state(first - 1) if first > 0 else None
         ledger = self.ledger(previous)
-        if previous is not None and ledger.unknown(previous):
-            unknown = ledger.unknown(previous)
-            raise RunStateError(f"{run.round_dir(first - 1) / 'state.json'} names samples that are not in the train "
-                                f"set of the fold ({', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}): "
-                                "delete that round's folder and run the round again")
+        problem = None if previous is None else ledger.problem(previous)
+        if problem:
+            raise RunStateError(f"{run.round_dir(first - 1) / 'state.json'} {problem}: delete that round's folder and "
+                                "run the round again")
         if self.strategy is not None:
             self.check_strategy(ledger)
 

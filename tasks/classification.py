@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import constants as C
 from al import selection
@@ -18,6 +17,7 @@ from engine.classification import (
     evaluate,
     gather_evidence,
     load_classification_data,
+    load_weights,
     save_weights,
     train,
     train_setup,
@@ -71,8 +71,7 @@ class ClassificationTask(Task):
         def build(m: int) -> Classifier:
             model = self.classifier()
             if cfg.classification.warm_start and work.previous is not None:
-                model.load_state_dict(torch.load(self.run.round_dir(r - 1) / f"model{m}.pt", map_location="cpu",
-                                                 weights_only=True))
+                load_weights(model, self.run.round_dir(r - 1) / f"model{m}.pt")
             return model
 
         fit_members(work, 1 if self.strategy is None else self.strategy.n_models(), cfg, infer, clock, build,

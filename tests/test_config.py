@@ -214,7 +214,7 @@ def test_the_task_comes_with_the_file_and_keys_of_the_other_task_are_refused() -
     ("padding_ratio", "0.0", "-0.1"),
     ("padding_ratio", "0.5", "0.51"),
     ("p_init_samples", "100", "101"),
-    ("p_samples", "0", "-1"),
+    ("p_samples", "100", "-1"),   # 0 is refused by the methods that select (test_reliability_inputs)
     ("kmax", "1.0", "1.5"),
     ("backbone_dropout", "0.99", "1.0"),
     ("lr", "0", "-0.1"),
@@ -938,6 +938,10 @@ def test_every_file_parses_for_every_method(path: Path) -> None:
     task = yaml.safe_load(path.read_text())["task"]
     methods = {C.TASK_CLASSIFICATION: C.CLASSIFICATION_METHODS, C.TASK_SEGMENTATION: C.SEGMENTATION_METHODS}
     for method in methods.get(task, C.METHODS):
+        if method == C.LL4AL and task == C.TASK_CLASSIFICATION and not yaml.safe_load(path.read_text())[
+                "classification"]["model"].startswith(C.LL4AL_MODEL_PREFIXES):
+            assert "LL4AL needs a ResNet" in _error(["--yaml", path.name, "--al_type", method])
+            continue
         cfg = parse_config(["--yaml", path.name, "--al_type", method])
         assert cfg.dataset == path.stem.removesuffix("-minmax") and cfg.al_type == method
         assert (cfg.get("wsl_method") == C.WSL_MINMAX) == path.stem.endswith("-minmax")

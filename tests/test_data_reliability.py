@@ -161,7 +161,7 @@ def _assert_same(built, fresh) -> None:
     assert all(torch.equal(built.normalisers[c], fresh.normalisers[c]) for c in fresh.normalisers)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "wrong_content"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "text", "wrong_content"])
 def test_a_damaged_knn_cache_is_rebuilt_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                       damage: str) -> None:
     ids, labels, images = _knn_inputs()
@@ -177,6 +177,8 @@ def test_a_damaged_knn_cache_is_rebuilt_with_one_line(tmp_path: Path, capsys: py
         path.write_bytes(good[: len(good) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
+    elif damage == "text":  # torch.load raises KeyError on it
+        path.write_bytes(b"hello\n")
     else:  # a readable file for these ids that holds the wrong thing
         torch.save({"ids": ids, "labels": "?", "hists": torch.zeros(2), "normalisers": {}}, path)
     capsys.readouterr()

@@ -106,7 +106,7 @@ def test_theta0_round_trip_digest_and_origin(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="trained for another run: fold 0 \\(run: 3\\)"):
         check_theta0_origin(loaded, path, {**meta, "fold": 3})
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="is damaged or not a torch file"):
         load_theta0(path)
     with pytest.raises(CheckpointError, match="not found: run the WSL round first"):
         load_theta0(tmp_path / "missing.pt")

@@ -47,6 +47,11 @@ def test_single_round_methods_label_the_whole_pool() -> None:
     assert ledger.labelled == sorted(IDS) and ledger.unlabelled == []
 
 
-def test_unknown_ids_of_a_hand_edited_state_are_named() -> None:
+def test_what_a_hand_edited_state_gets_wrong_is_named() -> None:
     ledger = Ledger.for_round(IDS, None, single_round=False, initial=lambda: ["a"])
-    assert ledger.unknown(_state(labelled=["a", "zz"], pseudo_pairs={"yy": "a"})) == ["yy", "zz"]
+    assert ledger.problem(_state()) is None
+    assert "not in the train set of the fold (yy, zz)" in ledger.problem(
+        _state(labelled=["a", "zz"], pseudo_pairs={"yy": "a"}))
+    assert ledger.problem(_state(selected=["e", "c", "e"])) == "names e twice in 'selected'"
+    assert ledger.problem(_state(labelled=["a", "b", "a"])) == "names a twice in 'labelled'"
+    assert ledger.problem(_state(selected=["e", "b"])) == "selects b, which is already labelled"

@@ -78,21 +78,27 @@ def test_every_method_of_a_seed_starts_from_the_same_l0(exp_root: Path, random_r
             assert state["scores"][chosen] == max(same_class)
 
 
-def test_crash_mid_round_then_resume_gives_the_same_state(exp_root: Path, random_run: list[dict],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_mid_round_then_resume_gives_the_same_state(exp_root: Path, random_run: list[dict],
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
     real = stage2.acquire
 
-    def crash_in_round_1(cfg, strategy, members, data, infer, candidates, labelled, r, clock):
+    def interrupt_round_1(cfg, strategy, members, data, infer, candidates, labelled, r, clock):
         if r == 1:
-            raise KeyboardInterrupt("simulated crash")
+            raise KeyboardInterrupt
         return real(cfg, strategy, members, data, infer, candidates, labelled, r, clock)
 
-    monkeypatch.setattr(stage2, "acquire", crash_in_round_1)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(stage2, "acquire", interrupt_round_1)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
         run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["interrupted; run the same command again to resume"]
     folder = exp_root / "synthetic" / "split_0-fold_0" / "rand-crash"
     assert (folder / "round_000" / "state.json").is_file()
+    # The interrupted round's scratch folder is no finished round: not skipped, not read.
     assert (folder / "round_001.partial").is_dir() and not (folder / "round_001").exists()
+    assert RunFolder(folder).done_rounds() == [0]
     monkeypatch.setattr(stage2, "acquire", real)
     run(exp_root, "--al_type", "Random", "--al_it", "0", "--al_it_end", "2", "--exp_id", "rand-crash")
     assert not (folder / "round_001.partial").exists()
@@ -143,11 +149,13 @@ def test_round_before_its_predecessor_is_refused(exp_root: Path, capsys: pytest.
     assert "round 1" in capsys.readouterr().err
 
 
-def test_missing_theta0_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_missing_theta0_is_one_clear_line_and_leaves_no_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, "--al_type", "Random")
+        run(tmp_path / "exps", "--al_type", "Random")
     err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and len(err) == 1 and "WSL" in err[0]
+    assert exit_info.value.code == 2 and len(err) == 1 and "not found: run the WSL round first" in err[0]
+    assert "check that the path" not in err[0]   # its own line, not the one of a folder that cannot be written
+    assert not (tmp_path / "exps").exists()      # not even an empty <dataset>/split_0-fold_0
 
 
 def test_exhausted_pool_ends_the_loop_cleanly(exp_root: Path, capsys: pytest.CaptureFixture) -> None:

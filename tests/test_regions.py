@@ -251,16 +251,20 @@ def test_load_or_build_rebuilds_on_other_ids_or_sizes(tmp_path: Path, counted: l
     assert counted == []  # the rebuilt file now matches
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_load_or_build_rebuilds_corrupt_file(tmp_path: Path, counted: list[int], damage: str) -> None:
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "text"])
+def test_load_or_build_rebuilds_corrupt_file(tmp_path: Path, counted: list[int], damage: str,
+                                             capsys: pytest.CaptureFixture) -> None:
     ids, images = _images()
     built = load_or_build(tmp_path, ids, images, 20, "slic", progress=False)
     path = tmp_path / "superpixels-slic-20.pt"
     data = path.read_bytes()
     path.write_bytes({"garbage": b"\x00not a torch file" * 7, "truncated": data[: len(data) // 2],
-                      "empty": b""}[damage])
+                      "empty": b"", "text": b"hello\n"}[damage])   # text: torch.load raises KeyError
     counted.clear()
+    capsys.readouterr()
     again = load_or_build(tmp_path, ids, images, 20, "slic", progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "rebuilding it" in err[0], err
     assert len(counted) == 2
     assert all(torch.equal(again[i], built[i]) for i in ids)
     counted.clear()

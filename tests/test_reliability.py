@@ -57,9 +57,22 @@ def _copy_of_kept(exp_root: Path, exp_id: str) -> Path:
 
 
 def test_stage_1_never_replaces_a_theta0_that_runs_depend_on(exp_root: Path, capsys: pytest.CaptureFixture) -> None:
+    # The fixture's stage 1 ran one epoch: another run of another configuration is refused.
     line = _refused(exp_root, capsys, "--al_type", "WSL", "--MYSEED", "0", "--exp_id", "another-wsl")
-    assert "stage-2 runs depend on it" in line and "--path_pre_trained" in line
+    assert "stage-2 runs depend on it" in line and "--path_pre_trained" in line and "with other max_epochs" in line
     assert not (exp_root / FOLD / "another-wsl").exists()
+
+
+def test_stage_1_of_the_same_configuration_uses_the_theta0_there(exp_root: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """Another exp_id (another --exp_tag of gen_configs) asking for the same theta0 finds it: nothing trained or
+    written, exit code 0."""
+    before = tree(exp_root)
+    capsys.readouterr()
+    run(exp_root, "--al_type", "WSL", "--MYSEED", "0", "--max_epochs", "1", "--exp_id", "WSL-seed_0-tagged")
+    out = capsys.readouterr().out
+    assert f"was written by {exp_root / FOLD / 'WSL-seed_0'} with this configuration: using it" in out
+    assert tree(exp_root) == before and not (exp_root / FOLD / "WSL-seed_0-tagged").exists()
 
 
 def test_a_run_refuses_to_continue_from_another_theta0(exp_root: Path, capsys: pytest.CaptureFixture,
@@ -164,6 +177,8 @@ def test_config_is_saved_only_after_the_data_checks(exp_root: Path, capsys: pyte
     (lambda s: s.update(labelled=[*s["labelled"], "disc_9999"]), "not in the train set"),
     (lambda s: s.pop("selected"), "key 'selected' is missing"),
     (lambda s: s.update(selected="disc_0001"), "key 'selected' has type str"),
+    (lambda s: s.update(selected=[*s["selected"], s["labelled"][0]]), "which is already labelled"),
+    (lambda s: s.update(selected=[*s["selected"], s["selected"][0]]), "twice in 'selected'"),
 ])
 def test_a_hand_edited_state_is_refused(exp_root: Path, capsys: pytest.CaptureFixture, edit, words: str) -> None:
     folder = _copy_of_kept(exp_root, "edited")
@@ -246,21 +261,25 @@ def test_help_answers_without_importing_torch() -> None:
     assert "parseit" in imported and "torch" not in imported
 
 
-def test_two_generated_scripts_started_together_share_the_stage_1_round(tmp_path: Path) -> None:
-    """One waits for the other's WSL round, then both run their method (no 'run locked' stop)."""
-    scripts = tmp_path / "scripts"
+def test_generated_scripts_started_together_train_the_seeds_theta0_once(tmp_path: Path) -> None:
+    """Three scripts at once, one with --exp_tag (its WSL run has another exp_id): stage 1 runs in one process,
+    the second script waits for its run folder, the tagged one for its theta0; then all run their method."""
     extras = [*TINY[2:], "--exp_root", str(tmp_path / "exps"), "--max_al_its", "1"]
-    subprocess.run([sys.executable, "gen_configs.py", "--datasets", "synthetic", "--methods", "Random", "Entropy",
-                    "--seeds", "0", "--rounds", "1", "--out", str(scripts), "--python", sys.executable, "--",
-                    *extras], cwd=REPO, check=True, capture_output=True, timeout=120)
+    for out, methods, tag in (("plain", ["Random", "Entropy"], []), ("tagged", ["Random"], ["--exp_tag", "tagged"])):
+        subprocess.run([sys.executable, "gen_configs.py", "--datasets", "synthetic", "--methods", *methods, "--seeds",
+                        "0", "--rounds", "1", "--out", str(tmp_path / out), "--python", sys.executable, *tag, "--",
+                        *extras], cwd=REPO, check=True, capture_output=True, timeout=120)
+    scripts = [tmp_path / "plain" / "run-synthetic-Random.sh", tmp_path / "plain" / "run-synthetic-Entropy.sh",
+               tmp_path / "tagged" / "run-synthetic-Random.sh"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(["bash", str(scripts / f"run-synthetic-{m}.sh")], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for m in ("Random", "Entropy")]
+    procs = [subprocess.Popen(["bash", str(script)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for script in scripts]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
     fold = tmp_path / "exps" / FOLD
-    assert (fold / "theta0" / "seed_0.pt").is_file()
-    assert (fold / "Random-seed_0" / "round_000" / "state.json").is_file()
-    assert (fold / "Entropy-seed_0" / "round_000" / "state.json").is_file()
-    assert len(list((fold / "WSL-seed_0").glob("round_000/state.json"))) == 1
+    for run_id in ("Random-seed_0", "Entropy-seed_0", "Random-seed_0-tagged"):
+        assert (fold / run_id / "round_000" / "state.json").is_file()
+    trained = [p.parent.parent.name for p in fold.glob("WSL-seed_0*/round_000/state.json")]
+    assert len(trained) == 1 and [p.name for p in fold.glob("WSL-seed_0*")] == trained, outputs
+    assert torch.load(fold / "theta0" / "seed_0.pt", weights_only=True)["meta"]["run"] == str(fold / trained[0])
+    assert not list(fold.glob("theta0/*.lock"))

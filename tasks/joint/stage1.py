@@ -8,13 +8,14 @@ from pathlib import Path
 import constants as C
 from al.ledger import Ledger
 from al.state import BestEpoch, RoundState, RunFolder, theta0_path
-from engine.checkpoint import check_stage1_target, save_theta0
+from engine.checkpoint import save_theta0
 from engine.context import train_settings
 from engine.evaluate import Inference
 from engine.runtime import cpu_generator, derived_seed, seed_everything
 from engine.train import BestModel, fit
 from tasks.base import AUGMENT, Clock, RoundWork
 from tasks.joint.common import JointTaskBase
+from tasks.joint.theta0 import claim_theta0
 from tasks.joint.wsl_methods import wsl_method
 
 
@@ -22,7 +23,7 @@ class WSLTask(JointTaskBase):
     asks_oracle = False
 
     def load(self, run: RunFolder, first: int) -> None:
-        check_stage1_target(theta0_path(self.cfg), run.root)
+        claim_theta0(self.cfg, run)
         super().load(run, first)
 
     def ledger(self, previous: RoundState | None) -> Ledger:
