@@ -88,7 +88,7 @@ def run_rounds(cfg: Config) -> None:
     with RunFolder(run_dir(cfg), wait=method.stage == 1) as run:
         check_config(run, cfg)
         last = cfg.al_it if cfg.al_it_end is None else cfg.al_it_end
-        pending = pending_rounds(run, cfg, last)
+        pending = pending_rounds(run, cfg, oracle, last)
         if not pending:
             return
         task.prepare(run, pending[0])
@@ -107,7 +107,7 @@ def run_rounds(cfg: Config) -> None:
                 break
 
 
-def pending_rounds(run: RunFolder, cfg: Config, last: int) -> list[int]:
+def pending_rounds(run: RunFolder, cfg: Config, oracle: Oracle, last: int) -> list[int]:
     """Rounds al_it..last not finished yet (all of them from redo_round on); none when the study already
     stopped. Finished rounds are read (a damaged state.json is reported, not skipped) and skipped; a round
     folder without its state, or finished rounds after the first pending one, are refused."""
@@ -117,10 +117,8 @@ def pending_rounds(run: RunFolder, cfg: Config, last: int) -> list[int]:
         raise RunStateError(f"--redo_round {first}: round {first} of {run.root} was never run: run it with "
                             f"--al_it {first} and no --redo_round")
     pending = [r for r in range(first, last + 1) if redo or not run.is_done(r)]
-    if not pending and cfg.oracle_answers:
-        raise RunStateError(f"round {first} of {run.root} already finished and took in its answers then: to "
-                            f"correct them, pass the corrected answers with --redo_round {first} (round {first} "
-                            "and later rounds are moved to superseded/, nothing is deleted)")
+    if not pending:
+        oracle.check_finished(run, first)
     for r in sorted(set(range(first, last + 1)) - set(pending)):
         run.read_state(r)
         print(f"round {r}: already finished in {run.root}, skipped")

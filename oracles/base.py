@@ -63,6 +63,9 @@ class Oracle:
     def reveal(self, run: RunFolder, r: int, ledger: Ledger, first: bool, client: OracleClient) -> Revealed:
         raise NotImplementedError
 
+    def check_finished(self, run: RunFolder, r: int) -> None:
+        """Every round the call asks for, from round r on, has finished: refuse what would be ignored."""
+
     def keep(self, partial: Path, revealed: Revealed) -> None:
         """Keep what the round took in, so that later rounds do not need it again."""
 

@@ -23,7 +23,7 @@ import constants as C
 from al.answers import Answer, AnswerError, has_answers, read_answers
 from al.ledger import Ledger
 from al.request import ANSWERS_DIR, REQUEST_DIR
-from al.state import ANNOTATIONS_DIR, RoundState, RunFolder
+from al.state import ANNOTATIONS_DIR, RoundState, RunFolder, RunStateError
 from engine.evaluate import Inference
 from oracles.base import Oracle, OracleClient, Revealed, WaitingForAnswers
 from parseit import resolve_path
@@ -77,6 +77,13 @@ class FilesOracle(Oracle):
         provenance = {i: {"source": a.source, "reference": a.reference, "lead_time": a.lead_time}
                       for i, a in sorted(answers.items())}
         return Revealed(provenance, masks, {i: a.mask for i, a in answers.items()}, seconds, label_maps)
+
+    def check_finished(self, run: RunFolder, r: int) -> None:
+        """Answers given to a finished round would be ignored in silence: say how to correct the round instead."""
+        if self.cfg.oracle_answers:
+            raise RunStateError(f"round {r} of {run.root} already finished and took in its answers then: to "
+                                f"correct them, pass the corrected answers with --redo_round {r} (round {r} "
+                                "and later rounds are moved to superseded/, nothing is deleted)")
 
     def keep(self, partial: Path, revealed: Revealed) -> None:
         for i, mask in revealed.answers.items():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from label_studio_server import Studio, connect
+from synthetic_runs import run
 
 PH2_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"
 
@@ -15,3 +18,17 @@ def ph2_root() -> Path:
     if not (PH2_ROOT / "labels.csv").is_file():
         pytest.skip(f"PH2 data not found at {PH2_ROOT}")
     return PH2_ROOT
+
+
+@pytest.fixture(scope="session")
+def studio() -> Studio:
+    """A logged-in session with the Label Studio server that `bash .ci/run` starts (skips without one)."""
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def studio_root(studio: Studio) -> Path:
+    """The exp_root of the runs that Label Studio serves (its local-files document root), with stage 1 done."""
+    root = Path(os.environ["LABEL_STUDIO_DOCUMENT_ROOT"])
+    run(root, "--al_type", "WSL", "--MYSEED", "0", "--max_epochs", "1")
+    return root

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
-from label_studio_server import Studio, brush, connect, true_mask
+from label_studio_server import Studio, brush, true_mask
 from PIL import Image
 from synthetic_runs import FOLD, run, states
 
@@ -36,19 +35,6 @@ EXP_ID = f"label-studio-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 RECTANGLE = ((10.0, 25.0), (50.0, 75.0))
 
 Results = Callable[[int, np.ndarray], list[dict]]
-
-
-@pytest.fixture(scope="module")
-def studio() -> Studio:
-    return connect()
-
-
-@pytest.fixture(scope="module")
-def root(studio: Studio) -> Path:
-    """The runs' exp_root: Label Studio's document root, with stage 1 done."""
-    root = Path(os.environ["LABEL_STUDIO_DOCUMENT_ROOT"])
-    run(root, "--al_type", "WSL", "--MYSEED", "0", "--max_epochs", "1")
-    return root
 
 
 def _call(root: Path, *args: str) -> int | str | None:
@@ -131,10 +117,10 @@ def _check_state(state: dict, answered: dict[str, tuple[int, int, float]]) -> No
                                         "lead_time": lead} for i, (t, a, lead) in answered.items()}
 
 
-def test_the_initial_request_through_label_studio_answers_round_0(studio: Studio, root: Path,
+def test_the_initial_request_through_label_studio_answers_round_0(studio: Studio, studio_root: Path,
                                                                   tmp_path: Path) -> None:
-    assert _call(root) == C.EXIT_WAITING
-    request = root / FOLD / EXP_ID / "initial" / "to_annotate"
+    assert _call(studio_root) == C.EXIT_WAITING
+    request = studio_root / FOLD / EXP_ID / "initial" / "to_annotate"
     export = tmp_path / "export.json"
     answered = _through_label_studio(studio, request, export, lambda k, mask: brush(mask))
     assert len(answered) == 6
@@ -146,22 +132,22 @@ def test_the_initial_request_through_label_studio_answers_round_0(studio: Studio
         assert (answer.source, answer.lead_time) == (C.SOURCE_LABEL_STUDIO, answered[i][2])
         assert answer.reference == f"task {answered[i][0]}, annotation {answered[i][1]}"
 
-    assert _call(root, "--oracle_answers", str(export)) == C.EXIT_WAITING  # round 0 done, round 1 waits
-    (state,) = states(root, EXP_ID)
+    assert _call(studio_root, "--oracle_answers", str(export)) == C.EXIT_WAITING  # round 0 done, round 1 waits
+    (state,) = states(studio_root, EXP_ID)
     _check_state(state, answered)
     assert state["annotation_seconds"] == sum(lead for _, _, lead in answered.values())
 
 
-def test_a_round_request_with_pre_annotations_through_label_studio_answers_round_1(studio: Studio, root: Path,
+def test_a_round_request_with_pre_annotations_through_label_studio_answers_round_1(studio: Studio, studio_root: Path,
                                                                                    tmp_path: Path) -> None:
-    request = root / FOLD / EXP_ID / "round_000" / "to_annotate"
+    request = studio_root / FOLD / EXP_ID / "round_000" / "to_annotate"
     if not request.is_dir():  # the test above did not get round 0 done: answer L_0 with PNGs of the true masks
-        _call(root)
-        initial = root / FOLD / EXP_ID / "initial" / "to_annotate"
+        _call(studio_root)
+        initial = studio_root / FOLD / EXP_ID / "initial" / "to_annotate"
         for task in json.loads((initial / "label_studio_tasks.json").read_text()):
             sample_id = task["data"]["sample_id"]
             Image.fromarray(true_mask(sample_id) * 255).save(initial / "answers" / f"{sample_id}.png")
-        assert _call(root) == C.EXIT_WAITING
+        assert _call(studio_root) == C.EXIT_WAITING
     tasks = json.loads((request / "label_studio_tasks.json").read_text())
     assert len(tasks) == 3 and all(t.get("predictions") for t in tasks)  # the model's masks to correct
     export = tmp_path / "export.json"
@@ -179,9 +165,9 @@ def test_a_round_request_with_pre_annotations_through_label_studio_answers_round
         assert answer.reference == f"task {answered[i][0]}, annotation {answered[i][1]}"
         assert answer.lead_time == answered[i][2]
 
-    before = states(root, EXP_ID)[0]["annotation_seconds"]  # None if round 0 was answered with PNGs
-    assert _call(root, "--oracle_answers", str(export)) == 0
-    done = states(root, EXP_ID)
+    before = states(studio_root, EXP_ID)[0]["annotation_seconds"]  # None if round 0 was answered with PNGs
+    assert _call(studio_root, "--oracle_answers", str(export)) == 0
+    done = states(studio_root, EXP_ID)
     assert len(done) == 2
     _check_state(done[1], answered)
     spent = sum(lead for _, _, lead in answered.values())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from label_studio_server import Studio, brush, connect, true_mask
+from label_studio_server import Studio, brush, true_mask
 from PIL import Image
 from synthetic_runs import FOLD, run, states, tree
 
@@ -25,19 +25,6 @@ from oracles.label_studio import EXPORT_FILE, IMPORT_FILE, PROJECT_FILE
 
 # Run ids of this session, so that a rerun against the same server and document root starts clean.
 PREFIX = f"ls-oracle-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-
-
-@pytest.fixture(scope="module")
-def studio() -> Studio:
-    return connect()
-
-
-@pytest.fixture(scope="module")
-def root(studio: Studio) -> Path:
-    """The runs' exp_root: Label Studio's document root, with stage 1 done."""
-    root = Path(os.environ["LABEL_STUDIO_DOCUMENT_ROOT"])
-    run(root, "--al_type", "WSL", "--MYSEED", "0", "--max_epochs", "1")
-    return root
 
 
 def personal_token(studio: Studio) -> str:
@@ -97,50 +84,50 @@ def _check_round(root: Path, exp_id: str, r: int, answered: dict[str, str]) -> N
         assert np.array_equal(kept > 0, true_mask(i) > 0), i
 
 
-def test_two_rounds_through_the_api_with_a_personal_access_token(studio: Studio, root: Path, tmp_path: Path,
+def test_two_rounds_through_the_api_with_a_personal_access_token(studio: Studio, studio_root: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
     exp_id, token = f"{PREFIX}-pat", personal_token(studio)
     args = ("--label_studio_token_file", _token_file(tmp_path / "token", token))
-    folder = root / FOLD / exp_id
-    assert _call(root, exp_id, *args) == C.EXIT_WAITING
-    project = _project(root, exp_id)
+    folder = studio_root / FOLD / exp_id
+    assert _call(studio_root, exp_id, *args) == C.EXIT_WAITING
+    project = _project(studio_root, exp_id)
     out = capsys.readouterr().out
     assert "round 0 waits for 6 of 6 masks in Label Studio" in out
     assert f"{os.environ['LABEL_STUDIO_URL']}/projects/{project}/" in out
     assert studio.api("GET", f"/api/projects/{project}")["description"] == f"Active-learning run {folder.resolve()}"
 
     first = _annotate(studio, project, leave=1)
-    assert _call(root, exp_id, *args) == C.EXIT_WAITING
+    assert _call(studio_root, exp_id, *args) == C.EXIT_WAITING
     assert "round 0 waits for 1 of 6 masks" in capsys.readouterr().out
     first |= _annotate(studio, project)
-    assert _call(root, exp_id, *args) == C.EXIT_WAITING   # round 0 done, round 1's request imported
+    assert _call(studio_root, exp_id, *args) == C.EXIT_WAITING   # round 0 done, round 1's request imported
     assert "round 1 waits for 3 of 3 masks" in capsys.readouterr().out
     assert len(first) == 6 and (folder / "initial" / "to_annotate" / EXPORT_FILE).is_file()
-    _check_round(root, exp_id, 0, first)
+    _check_round(studio_root, exp_id, 0, first)
 
     # One project for the run; round 1's tasks carry the model's masks under the run's and round's name.
-    assert _project(root, exp_id) == project
+    assert _project(studio_root, exp_id) == project
     predictions = studio.api("GET", f"/api/predictions/?project={project}")
     assert len(predictions) == 3 and {p["model_version"] for p in predictions} == {f"{exp_id}: round 0 picks for round 1"}
     second = _annotate(studio, project)
-    assert _call(root, exp_id, *args) == 0
-    assert len(states(root, exp_id)) == 2 and len(second) == 3
-    _check_round(root, exp_id, 1, second)
+    assert _call(studio_root, exp_id, *args) == 0
+    assert len(states(studio_root, exp_id)) == 2 and len(second) == 3
+    _check_round(studio_root, exp_id, 1, second)
 
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err
     assert not [p for p in folder.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
 
 
-def test_a_legacy_token_from_the_environment(studio: Studio, root: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_legacy_token_from_the_environment(studio: Studio, studio_root: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture) -> None:
     exp_id, token = f"{PREFIX}-legacy", legacy_token(studio)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-    assert _call(root, exp_id) == C.EXIT_WAITING
+    assert _call(studio_root, exp_id) == C.EXIT_WAITING
     assert "round 0 waits for 6 of 6 masks in Label Studio" in capsys.readouterr().out
-    project = _project(root, exp_id)
+    project = _project(studio_root, exp_id)
     assert len(studio.api("GET", f"/api/tasks?project={project}&page_size=1000")["tasks"]) == 6
-    folder = root / FOLD / exp_id
+    folder = studio_root / FOLD / exp_id
     assert not [p for p in folder.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
 
 
@@ -160,48 +147,48 @@ def _refused(root: Path, exp_id: str, capsys: pytest.CaptureFixture, *args: str)
     return err
 
 
-def test_a_server_token_or_project_that_cannot_be_used_is_one_line(studio: Studio, root: Path, tmp_path: Path,
+def test_a_server_token_or_project_that_cannot_be_used_is_one_line(studio: Studio, studio_root: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     exp_id, token = f"{PREFIX}-errors", personal_token(studio)
     good = ("--label_studio_token_file", _token_file(tmp_path / "token", token))
-    assert _call(root, exp_id, *good) == C.EXIT_WAITING
-    project = _project(root, exp_id)
+    assert _call(studio_root, exp_id, *good) == C.EXIT_WAITING
+    project = _project(studio_root, exp_id)
     capsys.readouterr()
 
-    down = _refused(root, exp_id, capsys, *good, "--label_studio_url", f"http://127.0.0.1:{_closed_port()}")
+    down = _refused(studio_root, exp_id, capsys, *good, "--label_studio_url", f"http://127.0.0.1:{_closed_port()}")
     assert "cannot reach Label Studio" in down
     forged = _token_file(tmp_path / "forged", token[:-6] + "AAAAAA")
-    assert "refused the personal access token" in _refused(root, exp_id, capsys, "--label_studio_token_file", forged)
+    assert "refused the personal access token" in _refused(studio_root, exp_id, capsys, "--label_studio_token_file", forged)
     legacy = _token_file(tmp_path / "legacy", "0" * 40)
-    assert "refused the legacy token" in _refused(root, exp_id, capsys, "--label_studio_token_file", legacy)
-    missing = _refused(root, exp_id, capsys, "--label_studio_token_file", str(tmp_path / "nothing"))
+    assert "refused the legacy token" in _refused(studio_root, exp_id, capsys, "--label_studio_token_file", legacy)
+    missing = _refused(studio_root, exp_id, capsys, "--label_studio_token_file", str(tmp_path / "nothing"))
     assert "cannot read the Label Studio token file" in missing
 
-    record = root / FOLD / exp_id / PROJECT_FILE
+    record = studio_root / FOLD / exp_id / PROJECT_FILE
     other = studio.api("POST", "/api/projects", {"title": f"{PREFIX} other"}, expected=201)["id"]
     record.write_text(json.dumps({"project": other}))
-    assert "is not this run's" in _refused(root, exp_id, capsys, *good)
+    assert "is not this run's" in _refused(studio_root, exp_id, capsys, *good)
     record.write_text(json.dumps({"project": project}))
 
     studio.api("POST", "/api/token/blacklist/", {"refresh": token}, expected=204)
-    assert "refused the personal access token" in _refused(root, exp_id, capsys, *good)
+    assert "refused the personal access token" in _refused(studio_root, exp_id, capsys, *good)
     good = ("--label_studio_token_file", _token_file(tmp_path / "token", personal_token(studio)))
     studio.api("DELETE", f"/api/projects/{project}", expected=204)
-    assert f"project {project} of this run is not on" in _refused(root, exp_id, capsys, *good)
+    assert f"project {project} of this run is not on" in _refused(studio_root, exp_id, capsys, *good)
 
 
-def test_an_annotation_without_a_region_is_refused(studio: Studio, root: Path, tmp_path: Path,
+def test_an_annotation_without_a_region_is_refused(studio: Studio, studio_root: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
     exp_id = f"{PREFIX}-empty"
     args = ("--label_studio_token_file", _token_file(tmp_path / "token", personal_token(studio)))
-    assert _call(root, exp_id, *args) == C.EXIT_WAITING
-    request = root / FOLD / exp_id / "initial" / "to_annotate"
-    assert json.loads((request / IMPORT_FILE).read_text())["project"] == _project(root, exp_id)
+    assert _call(studio_root, exp_id, *args) == C.EXIT_WAITING
+    request = studio_root / FOLD / exp_id / "initial" / "to_annotate"
+    assert json.loads((request / IMPORT_FILE).read_text())["project"] == _project(studio_root, exp_id)
     empty = json.loads((request / "label_studio_tasks.json").read_text())[0]["data"]["sample_id"]
-    _annotate(studio, _project(root, exp_id), empty=empty)
+    _annotate(studio, _project(studio_root, exp_id), empty=empty)
     capsys.readouterr()
-    before = tree(root / FOLD / exp_id)
-    assert _call(root, exp_id, *args, last=0) == C.EXIT_BAD_INPUT
+    before = tree(studio_root / FOLD / exp_id)
+    assert _call(studio_root, exp_id, *args, last=0) == C.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and empty in err and "empty (nothing drawn" in err, err
-    assert tree(root / FOLD / exp_id) == before and not (request / EXPORT_FILE).exists()
+    assert tree(studio_root / FOLD / exp_id) == before and not (request / EXPORT_FILE).exists()

@@ -165,9 +165,10 @@ def test_bad_label_maps_are_one_line_exit_2_and_nothing_written(base: list[str],
 
 
 def test_the_person_s_maps_are_what_the_round_trains_on(base: list[str], true_maps: dict[str, np.ndarray]) -> None:
-    blank = {i: np.zeros_like(m) for i, m in true_maps.items()}   # everything painted background
-    assert _answer_until_done(base, "blank", blank) == [3, 3, 0]
-    person, simulated = _states(base, "blank"), _states(base, "simulated")
+    # Everything painted "disc" (an all-background map would be refused as empty).
+    wrong = {i: np.ones_like(m) for i, m in true_maps.items()}
+    assert _answer_until_done(base, "all-disc", wrong) == [3, 3, 0]
+    person, simulated = _states(base, "all-disc"), _states(base, "simulated")
     assert person[0]["labelled"] == simulated[0]["labelled"]
     assert person[0]["history"] != simulated[0]["history"]
 
