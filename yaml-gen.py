@@ -445,10 +445,11 @@ def minmax_values(name: str) -> dict[str, Any]:
     """The dataset's values with min-max entropy as stage 1, trained as the reference code. The synthetic set
     keeps its own sizes so that the variant runs on a CPU in a minute or two; its WSL round trains at lr 0.1 for
     20 epochs (at lr 0.01 for 12 its validation accuracy stayed at chance)."""
-    values = merged(dataset_values(name), MINMAX_VARIANT)
+    base = dataset_values(name)
+    values = merged(base, MINMAX_VARIANT)
     if name == C.SYNTHETIC:
         for key in ("crop_size", "up_scale_small_dim_to"):
-            values[key] = dataset_values(name)[key]
+            values[key] = base[key]
         values[OVERRIDES_SECTION][C.WSL] = merged(values[OVERRIDES_SECTION][C.WSL], {"lr": 0.1, "max_epochs": 20})
     else:
         values[OVERRIDES_SECTION][C.WSL] = merged(values[OVERRIDES_SECTION][C.WSL], MINMAX_WSL_OVERRIDES)
@@ -460,10 +461,6 @@ def config_files() -> dict[str, dict[str, Any]]:
     files = {name: dataset_values(name) for name in [*DATASETS, *CLASSIFICATION, *SEGMENTATION]}
     files.update({f"{name}-minmax": minmax_values(name) for name in MINMAX_DATASETS})
     return files
-
-
-def render_dataset(name: str) -> str:
-    return render(config_files()[name])
 
 
 def main() -> None:

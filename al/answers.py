@@ -141,9 +141,10 @@ def _read_folder(folder: Path, ids: Sequence[str], sizes: Mapping[str, tuple[int
     problems = _Problems(folder)
     files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".png" and p.is_file()}
     declared = _declared_empty(folder / NO_FOREGROUND_FILE)
-    _check_ids(problems, list(set(files) | declared), ids, "<id>.png")
+    given = set(files) | declared
+    _check_ids(problems, list(given), ids, "<id>.png")
     answers = {}
-    for sample_id in sorted((set(files) | declared) & set(ids)):
+    for sample_id in sorted(given & set(ids)):
         path = files.get(sample_id)
         mask = _read_png(problems, sample_id, path, sizes[sample_id], classes) if path else \
             np.full(sizes[sample_id], 0 if classes is None else _unpainted(classes), dtype=np.uint8)
@@ -247,11 +248,16 @@ def _read_label_studio(path: Path, ids: Sequence[str], sizes: Mapping[str, tuple
     return answers
 
 
+def counts(annotation: dict) -> bool:
+    """Whether a Label Studio annotation is an answer: a skipped one (was_cancelled) is not."""
+    return not annotation.get("was_cancelled")
+
+
 def _latest_annotation(task: dict, malformed: Any) -> dict | None:
     annotations = task.get("annotations", [])
     if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
         raise malformed(f"task {task.get('id')}: 'annotations' is not a list of objects")
-    kept = [a for a in annotations if not a.get("was_cancelled")]
+    kept = [a for a in annotations if counts(a)]
     return max(kept, key=lambda a: a.get("id") or 0) if kept else None
 
 

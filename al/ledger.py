@@ -7,6 +7,7 @@ rebuilding them, and the round's state is written from it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -51,16 +52,16 @@ class Ledger:
         """What a (hand-edited) previous state says that the next round cannot build on: ids the pool does not
         have, an id twice in a list, or a pick of an id already labelled (the next round would train on fewer
         images than it reports)."""
-        unknown = sorted((set(state.labelled) | set(state.selected) | set(state.pseudo_pairs)) - set(self.ids))
+        labelled, selected = set(state.labelled), set(state.selected)
+        unknown = sorted((labelled | selected | set(state.pseudo_pairs)) - set(self.ids))
         if unknown:
             return (f"names samples that are not in the train set of the fold ({', '.join(unknown[:3])}"
                     f"{' ...' if len(unknown) > 3 else ''})")
         for name in ("labelled", "selected"):
-            ids = getattr(state, name)
-            twice = sorted({i for i in ids if ids.count(i) > 1})
-            if twice:
-                return f"names {twice[0]} twice in '{name}'"
-        again = sorted(set(state.labelled) & set(state.selected))
+            twice = min((i for i, n in Counter(getattr(state, name)).items() if n > 1), default=None)
+            if twice is not None:
+                return f"names {twice} twice in '{name}'"
+        again = sorted(labelled & selected)
         return f"selects {again[0]}, which is already labelled" if again else None
 
 

@@ -172,10 +172,14 @@ def overlay(image: np.ndarray, prediction: np.ndarray, classes: Sequence[str] | 
     if classes is None:
         colours, painted = np.asarray(OVERLAY_COLOUR, dtype=np.float64), prediction > 0
     else:
-        colours = class_colours(len(classes))[np.minimum(prediction, len(classes) - 1)].astype(np.float64)
-        painted = prediction != IGNORE_VALUE
+        colours, painted = _class_picture(prediction, classes).astype(np.float64), prediction != IGNORE_VALUE
     blended = (1 - OVERLAY_ALPHA) * image.astype(np.float64) + OVERLAY_ALPHA * colours
     return np.where(painted[..., None], blended, image).round().astype(np.uint8)
+
+
+def _class_picture(label_map: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """(H, W, 3) uint8: each pixel in its class's colour."""
+    return class_colours(len(classes))[np.minimum(label_map, len(classes) - 1)]
 
 
 def _write_ranking(path: Path, order: Sequence[RankedCandidate], rank: dict[str, int], strategy: str) -> None:
@@ -198,7 +202,7 @@ def _write_pictures(folder: Path, item: PickedImage, classes: Sequence[str] | No
     pictures = {"image": item.image}
     if item.prediction is not None:
         pictures["prediction"] = (item.prediction > 0).astype(np.uint8) * 255 if classes is None else \
-            class_colours(len(classes))[np.minimum(item.prediction, len(classes) - 1)]
+            _class_picture(item.prediction, classes)
         pictures["overlay"] = overlay(item.image, item.prediction, classes)
     if item.probability is not None:
         pictures["heatmap"] = heat_colours(item.probability)
@@ -270,6 +274,7 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
     answer = f"0 background, 255 {FOREGROUND}" if classes is None else \
         ("the class index of each pixel: " + ", ".join(f"{k} {html.escape(c)}" for k, c in enumerate(classes)) +
          f"; {IGNORE_VALUE} unlabelled")
+    scale = _colour_scale(classes)
     cards = []
     for item in images:
         c = by_id[item.id]
@@ -281,7 +286,7 @@ def _gallery(title: str, strategy: str, images: Sequence[PickedImage], files: di
                 link = html.escape(f"{path.parent.name}/{path.name}")
                 figures.append(f'<figure><a href="{link}"><img src="{_thumbnail(path)}" '
                                f'alt="{html.escape(item.id)} {_CAPTIONS[kind]}"></a>'
-                               f"{_colour_scale(classes) if kind == 'heatmap' else ''}"
+                               f"{scale if kind == 'heatmap' else ''}"
                                f"<figcaption>{_CAPTIONS[kind]}</figcaption></figure>")
         heading = " &middot; ".join(html.escape(part) for part in (item.id, c.label, score) if part)
         cards.append(f'<div class="card" id="{html.escape(item.id)}"><h2>#{rank[item.id]} {heading}</h2>'

@@ -74,7 +74,7 @@ def stage2_loss() -> HybridLoss:
 
 def pipeline_rate(model: HybridModel, size: Size, inference: Inference, seed: int) -> tuple[float, Measured]:
     """Images per second of engine.train.fit over `size.iterations` batches, after a warm-up."""
-    loss = HybridObjective(stage2_loss(), inference, segmentation=True)
+    loss = HybridObjective(stage2_loss(), inference)
     best = BestModel(model)
     gen = cpu_generator(seed)
     fit(model, resident_items(size, size.warmup * size.batch, inference.device, seed), loss, settings(size),

@@ -77,8 +77,6 @@ def class_probabilities(foreground: np.ndarray) -> np.ndarray:
     m = foreground.reshape(-1).astype(np.float64)
     prob = np.clip(np.stack([1.0 - m, m]), PROB_EPS, 1.0)
     prob /= prob.sum(axis=0, keepdims=True)
-    if not np.allclose(prob.sum(axis=0), 1.0, atol=1e-6):
-        raise ValueError("crf: class probabilities do not sum to 1")
     return np.ascontiguousarray(prob, dtype=np.float32)
 
 
@@ -92,7 +90,7 @@ def refine_foreground(image: np.ndarray, foreground: np.ndarray, params: CrfPara
     import pydensecrf.densecrf as dcrf
 
     h, w = fg.shape
-    unary = np.ascontiguousarray(-np.log(class_probabilities(fg)), dtype=np.float32)
+    unary = -np.log(class_probabilities(fg))
     crf = dcrf.DenseCRF2D(w, h, 2)
     crf.setUnaryEnergy(unary)
     crf.addPairwiseGaussian(
@@ -108,11 +106,6 @@ def refine_foreground(image: np.ndarray, foreground: np.ndarray, params: CrfPara
     )
     q = np.array(crf.inference(params.n_iter), dtype=np.float32).reshape(2, h, w)
     return np.ascontiguousarray(q[1])
-
-
-def refine_mask(image: np.ndarray, foreground: np.ndarray, params: CrfParams, threshold: float = 0.5) -> np.ndarray:
-    """Binary foreground mask (bool HxW) of the refined map: Q_fg >= threshold."""
-    return refine_foreground(image, foreground, params) >= threshold
 
 
 def original_images(batch: EvalBatch) -> np.ndarray:

@@ -167,19 +167,19 @@ class Batch(NamedTuple):
 @dataclass(frozen=True)
 class HybridObjective:
     """The hybrid loss of the classifier (stage 1) or of the segmentation head (stage 2), with LL4AL's
-    ranking loss when `loss_prediction` is set."""
+    ranking loss when `loss_prediction` is set. The head trains when the batch has masks."""
 
     loss_fn: HybridLoss
     inference: Inference
-    segmentation: bool
     loss_prediction: LossPredictionTraining | None = None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, batch: Batch, epoch: int) -> StepLoss:
         taps: list[torch.Tensor] | None = [] if self.loss_prediction is not None else None
+        segmentation = batch.masks is not None
         with autocast(self.inference.device, self.inference.bf16):
-            enc = model.encode(x, with_full_res=self.segmentation)
+            enc = model.encode(x, with_full_res=segmentation)
             scores, _ = model.classify(enc)
-            logits = model.segment(enc, taps) if self.segmentation else None
+            logits = model.segment(enc, taps) if segmentation else None
         loss, _ = self.loss_fn(scores.float(), None if logits is None else logits.float(), batch.labels,
                                batch.masks, batch.tags, return_terms=False)
         if self.loss_prediction is not None:

@@ -38,7 +38,6 @@ class MinMaxSettings:
 class Localised(NamedTuple):
     scores: Tensor       # (B, K) the localiser's class scores
     soft: Tensor         # (B, 1, H, W) R+ at the input size
-    normalised: Tensor   # (B, 1, H, W) the min-max normalised M+ (foreground where >= sigma)
 
 
 class MinMaxEntropyModel(HybridModel):
@@ -60,7 +59,7 @@ class MinMaxEntropyModel(HybridModel):
         if self.settings.detach_map:
             fg = fg.detach()
         normalised = min_max_normalise(fg.float(), per_image)
-        return Localised(scores, soft_foreground(normalised, self.settings.w, self.settings.sigma), normalised)
+        return Localised(scores, soft_foreground(normalised, self.settings.w, self.settings.sigma))
 
     def classify_masked(self, x_masked: Tensor) -> Tensor:
         """C's scores (B, K) on a masked image, resized by `scale` first."""

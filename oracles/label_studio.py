@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import constants as C
-from al.answers import Answer, AnswerError, read_answers
+from al.answers import Answer, AnswerError, counts, read_answers
 from al.ledger import Ledger
 from al.request import LABEL_STUDIO_CONFIG_FILE, LABEL_STUDIO_TASKS_FILE
 from al.state import RunFolder, atomic_write_json
@@ -65,7 +65,7 @@ class LabelStudioOracle(FilesOracle):
         tasks = self._imported(folder, project)
         query = urllib.parse.urlencode([("exportType", "JSON"), ("download_all_tasks", "true"),
                                         *(("ids[]", task) for task in tasks)])
-        content = self.studio.fetch("GET", f"/api/projects/{project}/export?{query}") or b""
+        content = self.studio.fetch("GET", f"/api/projects/{project}/export?{query}")
         unanswered = _unanswered(content, project)
         if unanswered:
             raise WaitingForAnswers(f"round {r} waits for {len(unanswered)} of {len(tasks)} {answer_kind(client)} in "
@@ -80,10 +80,12 @@ class LabelStudioOracle(FilesOracle):
             raise AnswerError(f"{error} (Label Studio project: {self._address(project)})") from None
 
     def request_initial(self, run: RunFolder, ledger: Ledger, client: OracleClient, infer: Inference) -> None:
-        """Write the initial request, import it, and say what round 0 waits for (WaitingForAnswers, in place of
-        the line of the call that found no request)."""
+        """Write the initial request; a new one is imported at once, to say what round 0 waits for
+        (WaitingForAnswers, in place of the line of the call that found no request)."""
+        new = not (request_folder(run, 0) / LABEL_STUDIO_TASKS_FILE).is_file()
         super().request_initial(run, ledger, client, infer)
-        self.collect(run, 0, ledger.pending, True, client)
+        if new:
+            self.collect(run, 0, ledger.pending, True, client)
 
     def _address(self, project: int) -> str:
         return f"{self.studio.url}/projects/{project}/"
@@ -165,7 +167,7 @@ def _unanswered(content: bytes, project: int) -> list[str]:
     try:
         tasks = json.loads(content)
         return sorted(str(t["data"].get("sample_id")) for t in tasks
-                      if not any(not a.get("was_cancelled") for a in t.get("annotations") or []))
+                      if not any(counts(a) for a in t.get("annotations") or []))
     except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError, AttributeError):
         raise LabelStudioError(f"the export of Label Studio project {project} is not a list of tasks: check that "
                                "--label_studio_url is a Label Studio server and see its log") from None

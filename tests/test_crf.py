@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from engine.crf import CRF_MISSING, CRF_PRESETS, CrfParams, CrfUnavailable, refine_foreground, refine_mask, require_crf
+import constants as C
+from engine.crf import CRF_MISSING, CRF_PRESETS, CrfParams, CrfUnavailable, refine_foreground, require_crf
 
 NEEDS_CRF = "pydensecrf2 (imported as pydensecrf) is not installed: run bash dependencies/setup.sh"
 H, W = 32, 40
@@ -37,6 +38,7 @@ def golden_inputs() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_presets_hold_the_reference_values() -> None:
+    assert set(CRF_PRESETS) == set(C.CRF_PRESETS)   # every preset the configuration accepts has parameters
     assert CRF_PRESETS["glas"] == CrfParams(2, (3, 3), (13, 13), (3, 3, 3))
     assert CRF_PRESETS["cub"] == CrfParams(5, (5, 5), (19, 19), (11, 11, 11))
     assert CRF_PRESETS["default"] == CrfParams(5, (3, 3), (80, 80), (13, 13, 13))
@@ -85,7 +87,7 @@ def test_removes_isolated_specks_of_background_colour(preset: str) -> None:
     for pixel in specks:
         prob[pixel] = 0.9
     assert int((prob >= 0.5).sum()) == int(DISC.sum()) + len(specks)
-    mask = refine_mask(image, prob, CRF_PRESETS[preset])
+    mask = refine_foreground(image, prob, CRF_PRESETS[preset]) >= 0.5
     assert mask.dtype == np.bool_ and mask.shape == (H, W)
     assert int(mask.sum()) == int(DISC.sum())
     assert not any(mask[pixel] for pixel in specks)

@@ -4,7 +4,6 @@ and per-sample augmentation."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -94,7 +93,7 @@ class ScriptedLocaliser(torch.nn.Module):
         self.inputs.append(x.detach().clone())
         scores = self.logit_scale * torch.tensor(self.scores[step])
         soft = torch.tensor(self.softs[step]).view(-1, 1, 1, 1).expand(-1, 1, *x.shape[-2:])
-        return Localised(scores, soft, soft)
+        return Localised(scores, soft)
 
     def classify_masked(self, x_masked: torch.Tensor) -> torch.Tensor:
         return self.logit_scale * x_masked.mean(dim=(1, 2, 3)).unsqueeze(1).repeat(1, 2)
@@ -160,5 +159,3 @@ def test_each_sample_keeps_its_crop_whatever_batch_it_lands_in() -> None:
     assert torch.equal(together[1], alone[0])
     other_epoch, _ = augmented_batch(items, [3], s, epoch=6, generator=gen)
     assert not torch.equal(other_epoch[0], alone[0])
-    shared, _ = augmented_batch(items, [0, 3], replace(s, per_sample_augmentation=False), epoch=5, generator=gen)
-    assert shared.shape == together.shape

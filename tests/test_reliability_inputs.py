@@ -118,8 +118,9 @@ def test_a_stage_2_call_from_a_file_that_is_no_theta0_stops_with_one_line(tmp_pa
     assert not (tmp_path / "exps").exists()
 
 
-@pytest.mark.parametrize("damage", ["missing", "text", "other_model"])
-def test_a_warm_start_from_weights_that_cannot_be_used_is_refused(tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(("damage", "problem"), [("missing", "(missing)"), ("text", "(damaged or not a torch file)"),
+                                                ("other_model", "(the weights of another model)")])
+def test_a_warm_start_from_weights_that_cannot_be_used_is_refused(tmp_path: Path, damage: str, problem: str) -> None:
     path = tmp_path / "round_002" / "model0.pt"
     path.parent.mkdir()
     if damage == "text":
@@ -128,7 +129,7 @@ def test_a_warm_start_from_weights_that_cannot_be_used_is_refused(tmp_path: Path
         save_weights(build_classifier("lenet5", 4, False), path)
     with pytest.raises(RunStateError) as info:
         load_weights(build_classifier("lenet5", 10, False), path)
-    assert str(path) in str(info.value) and f"delete {path.parent}" in str(info.value)
+    assert str(path) in str(info.value) and f"delete {path.parent}" in str(info.value) and problem in str(info.value)
 
 
 # --- file-system errors ------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def settings(**changes: object) -> TrainSettings:
 def train(model: HybridModel, s: TrainSettings) -> FitStats:
     loss = HybridLoss(1.0, 1.0, 0.1, train_classifier=False)
     infer = Inference(torch.device("cpu"))
-    stats = fit(model, items(), HybridObjective(loss, infer, s.segmentation), s, infer, lambda m: 0.5, BestModel(model), 0,
+    stats = fit(model, items(), HybridObjective(loss, infer), s, infer, lambda m: 0.5, BestModel(model), 0,
                 torch.Generator().manual_seed(2))
     return stats
 

@@ -77,14 +77,14 @@ class MinMaxObjective:
 @torch.no_grad()
 def localisations(model: MinMaxEntropyModel, eval_set: EvalSet, inference: Inference
                   ) -> Iterator[tuple[EvalBatch, Tensor, Tensor]]:
-    """(batch, R+ (B, 1, H, W) at original resolution, predicted labels argmax C(X+))."""
+    """(batch, R+ (B, 1, h, w) at the evaluation view's size, predicted labels argmax C(X+))."""
     with evaluating(model):
         for batch in eval_set.batches():
             x = inference.prepare(batch.images)
             with autocast(inference.device, inference.bf16):
                 loc = model.localise(x, per_image=True)
                 scores = model.classify_masked(x * loc.soft.to(x.dtype))
-            yield batch, restore_logits(loc.soft.float(), batch.geometry), scores.float().argmax(1)
+            yield batch, loc.soft, scores.float().argmax(1)
 
 
 def minmax_accuracy(model: MinMaxEntropyModel, valid: EvalSet, inference: Inference) -> float:
@@ -97,10 +97,11 @@ def minmax_accuracy(model: MinMaxEntropyModel, valid: EvalSet, inference: Infere
 def minmax_metrics(model: MinMaxEntropyModel, eval_set: EvalSet, inference: Inference,
                    crf: CrfParams | None = None) -> dict[str, SetMetrics]:
     """F1+ (dice_idx), F1- (dice_bg), mIoU and accuracy of the masks R+ >= 0.5, and of the refined masks
-    ("crf") when `refine` is given."""
+    ("crf") when `crf` is given; masks at the images' original resolution."""
     order: list[int] = []
     rows: dict[str, list[Tensor]] = {"plain": [], "crf": []} if crf else {"plain": []}
-    for batch, soft, predicted in localisations(model, eval_set, inference):
+    for batch, view_soft, predicted in localisations(model, eval_set, inference):
+        soft = restore_logits(view_soft.float(), batch.geometry)
         correct = predicted == batch.labels
         rows["plain"].append(mask_rows(soft >= 0.5, batch.masks, correct))
         if crf is not None:

@@ -51,7 +51,7 @@ def train_cycle(cfg: Config, data: RunData, theta0: dict[str, Any], entries: lis
                       cfg.scale_seg_u / max(1, sum(t == C.PL for _, t, _ in entries)) if cfg.weight_pseudo_loss
                       else cfg.scale_seg_u, normalisation=cfg.seg_loss_normalisation, train_classifier=False,
                       ignore_unrevealed=cfg.annotation_unit == C.UNIT_REGION)
-    stats = fit(model, data.pool.items(entries), HybridObjective(loss, infer, True, loss_prediction),
+    stats = fit(model, data.pool.items(entries), HybridObjective(loss, infer, loss_prediction),
                 train_settings(cfg, data.pool.geometry.train_crop, True, cfg.hflip, cfg.vflip), infer,
                 lambda m: validation_dice(m, data.valid, infer, cfg.seg_threshold), best, cycle,
                 generator=cpu_generator(derived_seed(cfg.MYSEED, r, cycle, AUGMENT, *extra)),

@@ -14,7 +14,7 @@ from torch import nn
 
 import constants as C
 from engine.checkpoint import build_model, hybrid_arguments, placed
-from engine.crf import CRF_PRESETS, require_crf
+from engine.crf import CRF_PRESETS
 from engine.evaluate import Inference, validation_accuracy, wsl_metrics
 from engine.resident import EvalSet
 from engine.train import HybridObjective, Objective, TrainSettings
@@ -53,7 +53,7 @@ class Wildcat:
     def objective(self, inference: Inference) -> Objective:
         loss = HybridLoss(self.cfg.scale_cl, 0.0, 0.0, normalisation=self.cfg.seg_loss_normalisation,
                           train_classifier=True)
-        return HybridObjective(loss, inference, segmentation=False)
+        return HybridObjective(loss, inference)
 
     def validate(self, model: nn.Module, valid: EvalSet, inference: Inference) -> float:
         return validation_accuracy(model, valid, inference)
@@ -92,8 +92,6 @@ class MinMaxEntropy:
         return minmax_accuracy(model, valid, inference)
 
     def metrics(self, model: nn.Module, eval_set: EvalSet, inference: Inference) -> dict[str, Any]:
-        if self.cfg.crf:
-            require_crf()
         measured = minmax_metrics(model, eval_set, inference, CRF_PRESETS[self.cfg.crf_preset] if self.cfg.crf else None)
         out = measured["plain"].summary()
         out["cl_error"] = 100 - out["acc"]
