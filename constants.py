@@ -124,6 +124,9 @@ PADDING_MODES = ("reflect", "constant", "replicate")
 
 # Devices.
 DEVICES = ("auto", "cpu", "cuda")
+# keep_models: which finished rounds keep their model file (round_<r>/model.pt).
+KEEP_ALL, KEEP_LAST, KEEP_NONE = "all", "last", "none"
+KEEP_MODELS = (KEEP_ALL, KEEP_LAST, KEEP_NONE)
 
 # Tasks: joint classification and segmentation (masks from the oracle), classification (class
 # labels from the oracle; strategies score class-probability vectors and features), or multi-class

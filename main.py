@@ -173,6 +173,7 @@ def write_round(task: Task, oracle: Oracle, run: RunFolder, r: int, ledger: Ledg
             oracle.keep(partial, revealed)
             state.timings = dict(clock.seconds)
             run.finish_round(r, partial, state)
+    task.prune_models(run, r)
     return state
 
 
@@ -186,6 +187,7 @@ def play_round(task: Task, oracle: Oracle, run: RunFolder, r: int, ledger: Ledge
     task.pseudo_label(work, infer, clock)   # Label_prop: masks for the samples paired by kNN
     with clock("write"):
         oracle.request(run, partial, r, work, task, infer)   # a person is handed the pick
+        task.save_model(work, partial)                        # for predict.py, the figures and a warm start
     return task.publish(work, partial, clock)
 
 

@@ -148,7 +148,7 @@ def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[
         files[item.id] = _write_pictures(folder, item, classes)
     atomic_write_text(folder / LABEL_STUDIO_CONFIG_FILE, label_studio_config(classes))
     final = (published or folder).resolve()
-    tasks = [_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
+    tasks = [label_studio_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
                    title, document_root, classes) for item in images]
     atomic_write_text(folder / LABEL_STUDIO_TASKS_FILE, json.dumps(tasks, indent=1) + "\n")
     atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id, classes))
@@ -192,7 +192,7 @@ def _write_ranking(path: Path, order: Sequence[RankedCandidate], rank: dict[str,
     atomic_write_text(path, buffer.getvalue())
 
 
-def _png(array: np.ndarray) -> bytes:
+def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -217,7 +217,7 @@ def _write_pictures(folder: Path, item: PickedImage, classes: Sequence[str] | No
     for kind, array in pictures.items():
         path = folder / subfolders[kind] / f"{item.id}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, _png(array))
+        atomic_write_bytes(path, png(array))
         paths[kind] = path
     return paths
 
@@ -229,8 +229,9 @@ def _brush(mask: np.ndarray, label: str) -> dict:
             "value": {"format": "rle", "rle": encode_rle(mask), "brushlabels": [label]}}
 
 
-def _task(item: PickedImage, image_path: Path, rank: int, score: float | None, model_version: str,
-          document_root: Path, classes: Sequence[str] | None = None) -> dict:
+def label_studio_task(item: PickedImage, image_path: Path, rank: int, score: float | None, model_version: str,
+                      document_root: Path, classes: Sequence[str] | None = None) -> dict:
+    """One Label Studio task: the image as a local file below document_root, the model's mask as a prediction."""
     relative = image_path.relative_to(document_root.resolve())
     task: dict = {"data": {IMAGE_NAME: f"/data/local-files/?d={relative.as_posix()}", "sample_id": item.id,
                            "rank": rank, "score": score}}

@@ -12,7 +12,10 @@ Layout of one fold's experiments:
         round_000/state.json   everything round 0 decided and measured (a RoundState, versioned)
         round_000/pseudo_masks/<id>.png   pseudo-masks that round r+1 trains on (Label_prop)
         round_000/annotations/<id>.png    oracle files: the person's masks this round took in
+        round_000/test_masks/<id>.png     the round's masks of the test images, as measured (qualitative figures)
         round_000/to_annotate/            oracle files: the request for round r+1 (al/request.py)
+        round_000/model.pt     the round's model(s) with its configuration and metrics (engine/round_model.py);
+                               keep_models: every round's, the last finished round's (default) or none
         initial/to_annotate/              oracle files: the request for the initial labelled set
         round_001/...
         round_003.partial/     a round in progress; removed when the round is started again
@@ -51,13 +54,15 @@ STATE_FILE = "state.json"
 FAILURE_FILE = "failed.json"
 SUPERSEDED_DIR = "superseded"
 MASKS_DIR = "pseudo_masks"
+TEST_MASKS_DIR = "test_masks"
 ANNOTATIONS_DIR = "annotations"
+MODEL_FILE = "model.pt"   # a round's model (engine/round_model.py)
 # Version 1: written before the strategy plug-ins (no "version" key, no best.member);
 # version 2: before the person oracle and the classification task (no annotations, annotation_seconds,
 # task, stop_reason).
 STATE_VERSION = 3
 # Keys that may change between calls on the same run folder without changing its results.
-RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "cudaid", "device", "cache_dir",
+RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "keep_models", "cudaid", "device", "cache_dir",
                     "exp_root", "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
                     "oracle_answers", "label_studio_url", "label_studio_token_file")
 
@@ -333,6 +338,16 @@ class RunFolder:
         failure = self.failure()
         if failure is not None and failure[0] <= r:
             (self.root / FAILURE_FILE).unlink()
+
+    def prune_models(self, keep: str, latest: int, next_round_reads: bool) -> None:
+        """After round `latest` finished: the model files keep_models does not keep are deleted (`none` keeps the
+        latest while the next round reads it, for a warm start)."""
+        if keep == C.KEEP_ALL:
+            return
+        last_kept = latest if keep == C.KEEP_LAST or next_round_reads else latest + 1
+        for r in self.done_rounds():
+            if r < last_kept:
+                (self.round_dir(r) / MODEL_FILE).unlink(missing_ok=True)
 
     def round_folders(self, first: int) -> list[Path]:
         """Every folder of round first or later, finished, damaged or in progress (round_<r>[.partial])."""

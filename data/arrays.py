@@ -49,6 +49,8 @@ EMNIST_FILES = {
 }
 EMNIST_MAPPING = f"emnist-{EMNIST_SPLIT}-mapping.txt"
 EMNIST_CLASSES = 47
+# The sets of greyscale images (read as three equal channels): a model of one expects greyscale inputs.
+GREYSCALE_DATASETS = (DIGITS, MNIST, EMNIST)
 DIGIT_CLASSES = [str(digit) for digit in range(10)]
 # IDX magic numbers: two zero bytes, the element type (0x08 = unsigned byte), the number of dims.
 IDX_IMAGES_MAGIC = 0x00000803

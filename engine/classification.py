@@ -42,12 +42,12 @@ from data.records import DataError
 from engine.context import train_settings
 from engine.evaluate import Inference
 from engine.resident import ResidentSet, ResidentSplits
+from engine.round_model import RoundModelError, load_round_model
 from engine.runtime import autocast
 from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path
-from torch_io import TorchFileError, load_torch, save_torch
 
 # Per-channel statistics the inputs are normalised with (ImageNet's, which pretrained weights expect).
 MEAN = (0.485, 0.456, 0.406)
@@ -276,22 +276,17 @@ def gather_evidence(strategy: Strategy, members: Sequence[Classifier], data: Cla
     return evidence
 
 
-def save_weights(model: Classifier, path: Path) -> None:
-    """The round's weights, for a warm start of the next round."""
-    save_torch(path, model.state_dict())
-
-
-def load_weights(model: Classifier, path: Path) -> None:
-    """A warm start from the weights a finished round saved; RunStateError naming the file when they are missing,
-    damaged or of another model."""
-    problem = "missing"
+def load_weights(model: Classifier, path: Path, member: int) -> None:
+    """A warm start from a member of the round model a finished round saved; RunStateError naming the file when it
+    is missing, damaged or of another model."""
+    problem = "missing: keep_models last or none deletes earlier rounds' models; a redone round needs --keep_models all"
     if path.is_file():
         try:
-            model.load_state_dict(load_torch(path))
+            model.load_state_dict(load_round_model(path).members[member])
             return
-        except TorchFileError:
-            problem = "damaged or not a torch file"
-        except (RuntimeError, TypeError):
+        except RoundModelError:
+            problem = "damaged or not a round model"
+        except (RuntimeError, TypeError, IndexError):
             problem = "the weights of another model"
     raise RunStateError(f"{path} cannot be used for the warm start ({problem}): delete {path.parent} and run that "
                         "round again")

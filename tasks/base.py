@@ -23,10 +23,12 @@ from torch import nn
 import constants as C
 from al.ledger import Ledger
 from al.methods import Method
-from al.state import BestEpoch, RoundState, RunFolder, RunStateError
+from al.state import MODEL_FILE, BestEpoch, RoundState, RunFolder, RunStateError
 from al.strategies import Strategy
 from al.strategies.base import LOSS_MODULE
 from engine.evaluate import Inference
+from engine.prediction import Predictor
+from engine.round_model import RoundModel, RoundModelError, save_round_model
 from engine.runtime import cpu_generator, derived_seed, seed_everything
 from engine.train import LossPredictionTraining
 from oracles.base import Revealed
@@ -142,6 +144,34 @@ class Task:
 
     def new_work(self, r: int, ledger: Ledger, revealed: Revealed, previous: RoundState | None) -> RoundWork:
         return RoundWork(r, ledger, revealed, previous)
+
+    # The round's model, kept for predict.py, the qualitative figures and a warm start.
+    def save_model(self, work: RoundWork, partial: Path) -> None:
+        """model.pt in the round's folder: its model(s), the reporting one first, and what predicting needs."""
+        summary = {"task": self.name, "round": work.r, "method": self.cfg.al_type, "seed": self.cfg.MYSEED,
+                   "dataset": self.cfg.dataset, "metrics": work.metrics}
+        save_round_model(partial / MODEL_FILE, work.members, work.best.member, self.cfg, self.class_names(), summary,
+                         self.model_extra(work))
+
+    def prune_models(self, run: RunFolder, r: int) -> None:
+        """After round r finished: the model files keep_models does not keep go."""
+        run.prune_models(self.cfg.keep_models, r, next_round_reads=self.warm_starts)
+
+    @property
+    def warm_starts(self) -> bool:
+        """Whether a round starts from the previous round's model file."""
+        return False
+
+    def class_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def model_extra(self, work: RoundWork) -> dict[str, Any]:
+        """What predicting needs beyond the weights and the configuration."""
+        return {}
+
+    def predictor(self, model: RoundModel, infer: Inference) -> Predictor:
+        """The round model as a function of new images (predict.py)."""
+        raise RoundModelError(f"{model.path}: the {self.name} task has no predictor")
 
     # What a person annotates.
     def answer_sizes(self, ids: list[str]) -> dict[str, tuple[int, int]]:

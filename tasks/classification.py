@@ -3,26 +3,34 @@ learns them (engine/classification.py), and the study stops on patience."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 import constants as C
 from al import selection
 from al.ledger import Ledger
-from al.state import RoundState, RunFolder
+from al.state import MODEL_FILE, RoundState, RunFolder
 from al.strategies.base import Evidence
+from data.arrays import GREYSCALE_DATASETS
 from engine.classification import (
     ClassificationData,
     evaluate,
     gather_evidence,
     load_classification_data,
     load_weights,
-    save_weights,
+    probabilities,
     train,
     train_setup,
 )
 from engine.evaluate import Inference
+from engine.prediction import Prediction, Predictor, resized
+from engine.resident import ResidentSet
+from engine.round_model import RoundModel
 from engine.runtime import derived_seed
 from models.classifier import Classifier, build_classifier
 from parseit import resolve_path
@@ -39,10 +47,12 @@ class ClassificationTask(Task):
 
     def classifier(self) -> Classifier:
         k = self.cfg.classification
-        ll4al = loss_prediction_training(self.cfg, self.strategy)
         return build_classifier(k.model, self.data.n_classes, k.pretrained,
                                 None if k.weights_dir is None else resolve_path(k.weights_dir),
-                                loss_prediction_width=self.cfg.ll4al_width if ll4al else 0, dropout=k.head_dropout)
+                                loss_prediction_width=self.loss_prediction_width(), dropout=k.head_dropout)
+
+    def loss_prediction_width(self) -> int:
+        return self.cfg.ll4al_width if loss_prediction_training(self.cfg, self.strategy) else 0
 
     def check_strategy(self, ledger: Ledger) -> None:
         self.strategy.check(self.labels(ledger.labelled), self.feature_dim)
@@ -71,7 +81,7 @@ class ClassificationTask(Task):
         def build(m: int) -> Classifier:
             model = self.classifier()
             if cfg.classification.warm_start and work.previous is not None:
-                load_weights(model, self.run.round_dir(r - 1) / f"model{m}.pt")
+                load_weights(model, self.run.round_dir(r - 1) / MODEL_FILE, m)
             return model
 
         fit_members(work, 1 if self.strategy is None else self.strategy.n_models(), cfg, infer, clock, build,
@@ -114,13 +124,23 @@ class ClassificationTask(Task):
         if len(picked.selected) == len(leftovers):
             work.pick.stop_reason = C.STOP_EXHAUSTED
 
+    @property
+    def warm_starts(self) -> bool:
+        return self.cfg.classification.warm_start
+
+    def class_names(self) -> list[str]:
+        return list(self.data.fold.classes)
+
+    def model_extra(self, work: RoundWork) -> dict[str, Any]:
+        return {"image_size": list(self.data.train.images.shape[-2:]),
+                "channels": 1 if self.cfg.dataset in GREYSCALE_DATASETS else 3,
+                "loss_prediction_width": self.loss_prediction_width()}
+
+    def predictor(self, model: RoundModel, infer: Inference) -> Predictor:
+        return ClassPredictor.load(model, infer)
+
     def publish(self, work: RoundWork, partial: Path, clock: Clock) -> RoundState:
-        """The members' weights (for a warm start of the next round) and the round's state."""
         cfg, pick = self.cfg, work.pick
-        with clock("write"):
-            if cfg.classification.warm_start:
-                for m, member in enumerate(work.members):
-                    save_weights(member, partial / f"model{m}.pt")
         return RoundState(round=work.r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset,
                           n_train=len(self.data.train), labelled=work.ledger.labelled, selected=pick.selected,
                           exhausted=self.method.single_round or pick.stop_reason is not None,
@@ -133,3 +153,31 @@ class ClassificationTask(Task):
         if state.stop_reason:
             measures.append(f"stopped: {state.stop_reason}")
         return round_line(state, measures)
+
+
+@dataclass
+class ClassPredictor:
+    """Class probabilities of new images, resized to the size the classifier was trained at."""
+
+    model: Classifier
+    round_model: RoundModel
+    inference: Inference
+    channels: int
+    with_masks: bool = False
+    label_map: bool = False
+
+    @classmethod
+    def load(cls, round_model: RoundModel, infer: Inference) -> ClassPredictor:
+        cfg, extra = round_model.config, round_model.extra
+        k = cfg.classification
+        model = build_classifier(k.model, len(round_model.classes), False,
+                                 loss_prediction_width=extra["loss_prediction_width"], dropout=k.head_dropout)
+        model.load_state_dict(round_model.weights)
+        return cls(model.to(infer.device), round_model, infer, extra["channels"])
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        x = resized(images, tuple(self.round_model.extra["image_size"])).to(self.inference.device)
+        subset = ResidentSet([str(k) for k in range(len(images))], x, torch.zeros(len(images), dtype=torch.long))
+        probs = probabilities(self.model, subset, None, self.round_model.config.valid_batch_size,
+                              infer=self.inference).cpu().numpy()
+        return [Prediction(None, row) for row in probs]

@@ -8,10 +8,13 @@ with every image in one class).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 import constants as C
 from al import selection
@@ -23,6 +26,9 @@ from al.state import RoundState, RunFolder, experiment_dir
 from al.strategies.base import Evidence
 from engine.context import train_settings
 from engine.evaluate import Inference
+from engine.prediction import Prediction, Predictor, resized
+from engine.resident import ResidentSet
+from engine.round_model import RoundModel
 from engine.runtime import derived_seed
 from engine.segmentation import (
     SegmentationData,
@@ -142,6 +148,12 @@ class SegmentationTask(Task):
             picked = pick_regions(rows, work.ledger.revealed, budget, cfg.region_budget)
         work.pick = Pick(sorted(picked.regions), picked.scores, picked.regions, picked.exhausted)
 
+    def class_names(self) -> list[str]:
+        return list(self.data.classes)
+
+    def predictor(self, model: RoundModel, infer: Inference) -> Predictor:
+        return LabelMapPredictor.load(model, infer)
+
     def publish(self, work: RoundWork, partial: Path, clock: Clock) -> RoundState:
         cfg, pick = self.cfg, work.pick
         return RoundState(round=work.r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset,
@@ -202,3 +214,36 @@ class SegmentationTask(Task):
         return round_line(state, [f"test mIoU {state.metric('test', 'miou'):.2f}",
                                   f"pixel acc {state.metric('test', 'pixel_acc'):.2f}",
                                   f"valid mIoU {state.metric('valid', 'miou'):.2f}"])
+
+
+@dataclass
+class LabelMapPredictor:
+    """Label maps of new images: predicted at image_height x image_width, as the network was trained, then brought
+    back to the image's size (nearest)."""
+
+    model: SegmentationNet
+    round_model: RoundModel
+    inference: Inference
+    channels: int = 3
+    with_masks: bool = True
+    label_map: bool = True
+
+    @classmethod
+    def load(cls, round_model: RoundModel, infer: Inference) -> LabelMapPredictor:
+        s = round_model.config.segmentation
+        model = build_segmentation_model(s.seg_model, len(round_model.classes), s.seg_width, s.seg_dropout, None)
+        model.load_state_dict(round_model.weights)
+        return cls(model.to(infer.device), round_model, infer)
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        cfg = self.round_model.config
+        x = resized(images, (cfg.segmentation.image_height, cfg.segmentation.image_width)).to(self.inference.device)
+        subset = ResidentSet([str(k) for k in range(len(images))], x, torch.zeros(len(images), dtype=torch.long))
+        out = []
+        for rows, probs in probabilities(self.model, subset, None, cfg.valid_batch_size, self.inference):
+            for image, prob in zip(images[rows], probs):
+                label = Image.fromarray(prob.argmax(0).to(torch.uint8).cpu().numpy())
+                size = (image.shape[1], image.shape[0])
+                out.append(Prediction(np.asarray(label.resize(size, Image.NEAREST)),
+                                      prob.flatten(1).mean(1).cpu().numpy()))
+        return out

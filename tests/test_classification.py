@@ -137,17 +137,18 @@ def test_warm_start_continues_from_the_previous_weights_and_patience_stops(tmp_p
                                                                           capsys: pytest.CaptureFixture) -> None:
     # lr 0: the weights never change, so a warm start repeats round 0's accuracy and patience 1 stops at round 1.
     _run(tmp_path, "--al_type", C.ENTROPY, "--lr", "0", "--warm_start", "true", "--patience", "1",
-         "--max_al_its", "5", "--al_it", "0", "--al_it_end", "4", "--exp_id", "warm")
+         "--max_al_its", "5", "--al_it", "0", "--al_it_end", "4", "--exp_id", "warm", "--keep_models", "none")
     warm = _states(tmp_path, "warm")
     assert len(warm) == 2 and warm[1]["stop_reason"] == C.STOP_PATIENCE and warm[1]["exhausted"]
     assert warm[1]["metrics"]["valid"] == warm[0]["metrics"]["valid"]
     assert "the study stopped at round 1 (patience)" in capsys.readouterr().out
     _run(tmp_path, "--al_type", C.ENTROPY, "--lr", "0", "--patience", "1", "--max_al_its", "5", "--al_it", "0",
-         "--al_it_end", "1", "--exp_id", "fresh")
+         "--al_it_end", "1", "--exp_id", "fresh", "--keep_models", "none")
     fresh = _states(tmp_path, "fresh")
     assert fresh[1]["metrics"]["valid"] != fresh[0]["metrics"]["valid"]  # a new initialisation each round
-    assert (tmp_path / DIGITS / "warm" / "round_000" / "model0.pt").is_file()
-    assert not (tmp_path / DIGITS / "fresh" / "round_000" / "model0.pt").exists()
+    # keep_models none: a warm-started run keeps its last round's model for the next round, a fresh one none.
+    assert [p.parent.name for p in (tmp_path / DIGITS / "warm").glob("round_*/model.pt")] == ["round_001"]
+    assert not list((tmp_path / DIGITS / "fresh").glob("round_*/model.pt"))
 
 
 def test_full_sup_labels_the_whole_pool_in_one_round(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from data.folds import load_fold, write_folds
 from data.records import DataError, Fold, SampleRecord
 from data.synthetic import generate_synthetic
 from engine.checkpoint import CheckpointError, load_theta0
-from engine.classification import load_weights, save_weights
+from engine.classification import load_weights
+from engine.round_model import save_round_model
 from models.classifier import build_classifier
 from parseit import CONFIG_DIR, exit_on_error, parse_config, save_config
 from tasks.joint.theta0 import claim_theta0
@@ -118,17 +119,20 @@ def test_a_stage_2_call_from_a_file_that_is_no_theta0_stops_with_one_line(tmp_pa
     assert not (tmp_path / "exps").exists()
 
 
-@pytest.mark.parametrize(("damage", "problem"), [("missing", "(missing)"), ("text", "(damaged or not a torch file)"),
+@pytest.mark.parametrize(("damage", "problem"), [("missing", "(missing: keep_models"),
+                                                ("text", "(damaged or not a round model)"),
                                                 ("other_model", "(the weights of another model)")])
 def test_a_warm_start_from_weights_that_cannot_be_used_is_refused(tmp_path: Path, damage: str, problem: str) -> None:
-    path = tmp_path / "round_002" / "model0.pt"
+    path = tmp_path / "round_002" / "model.pt"
     path.parent.mkdir()
     if damage == "text":
         path.write_text("not a checkpoint\n")
     elif damage == "other_model":
-        save_weights(build_classifier("lenet5", 4, False), path)
+        cfg = parse_config(["--yaml", "digits.yaml"])
+        save_round_model(path, [build_classifier("lenet5", 4, False)], 0, cfg, list("abcd"),
+                         {"task": "classification", "round": 2, "metrics": {}}, {})
     with pytest.raises(RunStateError) as info:
-        load_weights(build_classifier("lenet5", 10, False), path)
+        load_weights(build_classifier("lenet5", 10, False), path, 0)
     assert str(path) in str(info.value) and f"delete {path.parent}" in str(info.value) and problem in str(info.value)
 
 

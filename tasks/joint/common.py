@@ -34,6 +34,9 @@ class JointTaskBase(Task):
         per_class = selection.initial_per_class(self.cfg.p_init_samples, len(pool), self.data.n_classes)
         return selection.initial_labelled(pool.ids, pool.labels, per_class, self.cfg.MYSEED)
 
+    def class_names(self) -> list[str]:
+        return list(self.data.fold.classes)
+
     def check_strategy(self, ledger: Ledger) -> None:
         pool = self.data.pool
         self.strategy.check(pool.labels[[pool.position[i] for i in ledger.labelled]], STAGE_CHANNELS[-1])

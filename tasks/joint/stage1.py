@@ -51,6 +51,9 @@ class WSLTask(JointTaskBase):
             for name in method.subsets:
                 work.metrics[name] = method.metrics(work.members[0], sets[name], infer)
 
+    def save_model(self, work: RoundWork, partial: Path) -> None:
+        """Stage 1's model is theta0 (theta0/), written by publish."""
+
     def publish(self, work: RoundWork, partial: Path, clock: Clock) -> RoundState:
         cfg, best = self.cfg, work.best
         with clock("write"):

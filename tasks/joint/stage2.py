@@ -14,16 +14,19 @@ import constants as C
 from al import selection
 from al.pseudo_label import merge_pairs
 from al.regions import pick_regions
-from al.state import BestEpoch, RoundState, RunFolder
+from al.state import TEST_MASKS_DIR, BestEpoch, RoundState, RunFolder
 from al.strategies.base import Evidence
 from engine.acquire import gather_evidence
 from engine.context import inference
-from engine.evaluate import Inference, estimate_threshold, segmentation_metrics
+from engine.evaluate import Inference, estimate_threshold, predict_masks, segmentation_metrics
+from engine.prediction import Predictor
+from engine.round_model import RoundModel
 from engine.runtime import derived_seed
 from models.frozen import GIB, FrozenFeatures
 from tasks.base import MC, SELECT, Clock, Pick, RoundWork, loss_prediction_training
 from tasks.joint.common import JointTaskBase
 from tasks.joint.label_prop import PseudoMasks, carried_pseudo_masks, pair_by_colour, pseudo_masks
+from tasks.joint.predict import JointPredictor
 from tasks.joint.regions import annotated_pixels, partial_mask_view, region_budget, region_rows, superpixel_maps
 from tasks.joint.theta0 import checked_theta0
 from tasks.joint.training import train_cycle, train_members
@@ -34,6 +37,7 @@ class JointWork(RoundWork):
     pairs: dict[str, str] = field(default_factory=dict)   # P_{r-1} and, for Label_prop, this round's U''
     threshold: float | None = None
     test_dice: dict[str, float] = field(default_factory=dict)
+    test_masks: dict[str, np.ndarray] = field(default_factory=dict)   # as measured, for the qualitative figures
     final: PseudoMasks = field(default_factory=lambda: PseudoMasks({}, {}, None))
 
 
@@ -91,6 +95,8 @@ class JointTask(JointTaskBase):
                 else cfg.seg_threshold
             test = segmentation_metrics(model, data.test, infer, work.threshold)
             work.test_dice = dict(zip(test.ids, test.dice))
+            masks, _ = predict_masks(model, data.test, infer, work.threshold, range(len(data.test)))
+            work.test_masks = {data.test.ids[p]: mask.cpu().numpy() for p, mask in masks.items()}
             work.metrics.update(valid=segmentation_metrics(model, data.valid, infer, work.threshold).summary(),
                                 test=test.summary())
             positions = [data.pool.position[i] for i in work.ledger.labelled]
@@ -132,6 +138,14 @@ class JointTask(JointTaskBase):
             work.metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(dice.values()))) if dice else None,
                                       "n": len(work.pairs)}
 
+    def model_extra(self, work: JointWork) -> dict[str, Any]:
+        ll4al = loss_prediction_training(self.cfg, self.strategy)
+        return {"threshold": work.threshold, "theta0_sha256": self.digest, "wsl_method": self.cfg.wsl_method,
+                "loss_prediction_width": 0 if ll4al is None else self.cfg.ll4al_width}
+
+    def predictor(self, model: RoundModel, infer: Inference) -> Predictor:
+        return JointPredictor.load(model, infer)
+
     def publish(self, work: JointWork, partial: Path, clock: Clock) -> RoundState:
         """P_r (the pairs not picked by the oracle, with their final masks) and the round's state."""
         cfg, data, ledger, pick = self.cfg, self.data, work.ledger, work.pick
@@ -139,6 +153,8 @@ class JointTask(JointTaskBase):
         with clock("write"):
             for u in next_pairs:
                 self.run.write_mask(partial, u, work.final.masks[data.pool.position[u]].cpu().numpy())
+            for i, mask in work.test_masks.items():
+                self.run.write_mask(partial, i, mask, TEST_MASKS_DIR)
         return RoundState(round=work.r, method=cfg.al_type, seed=cfg.MYSEED, dataset=cfg.dataset,
                           n_train=len(data.pool), labelled=ledger.labelled, selected=pick.selected,
                           pseudo_pairs=next_pairs, n_pseudo_trained=len(work.pairs),
