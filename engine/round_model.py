@@ -7,7 +7,10 @@ without running pickled code:
     format, version       "round model", FORMAT_VERSION
     task, round, method, seed, dataset
     members               the round's weights (state dicts on the CPU), the reporting model first; one unless
-                          the strategy trains several (a deep ensemble's members)
+                          the strategy trains several (a deep ensemble's members). The joint task's stage 2
+                          trains the segmentation head on a frozen theta0: its members hold the tensors that
+                          differ from theta0 only (6 MB instead of 103 MB at PH2 size), and `extra` names
+                          theta0's file and sha256, which predicting checks
     reporting_member      which member (by its training index) reports the round's metrics
     config                the run's resolved configuration (the model is rebuilt from it)
     classes               class names in label order
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor
 
 from parseit import Config
 from torch_io import TorchFileError, load_torch, save_torch
@@ -59,13 +62,13 @@ class RoundModel:
         return self.members[0]
 
 
-def save_round_model(path: Path, members: Sequence[nn.Module], reporting_member: int, config: Config,
+def save_round_model(path: Path, members: Sequence[Mapping[str, Tensor]], reporting_member: int, config: Config,
                      classes: Sequence[str], summary: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
     """Written whole or not at all (a crash leaves the previous file, or none). Numbers pass through JSON, so that
     numpy scalars become the plain floats state.json holds (weights_only reads no numpy type)."""
     summary, extra = json.loads(json.dumps(summary)), json.loads(json.dumps(extra))
     save_torch(path, {"format": FORMAT, "version": FORMAT_VERSION, **summary,
-                      "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in members],
+                      "members": [{k: v.detach().cpu() for k, v in m.items()} for m in members],
                       "reporting_member": int(reporting_member), "config": config.to_dict(),
                       "classes": list(classes), "extra": extra})
 

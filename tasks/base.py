@@ -150,8 +150,8 @@ class Task:
         """model.pt in the round's folder: its model(s), the reporting one first, and what predicting needs."""
         summary = {"task": self.name, "round": work.r, "method": self.cfg.al_type, "seed": self.cfg.MYSEED,
                    "dataset": self.cfg.dataset, "metrics": work.metrics}
-        save_round_model(partial / MODEL_FILE, work.members, work.best.member, self.cfg, self.class_names(), summary,
-                         self.model_extra(work))
+        save_round_model(partial / MODEL_FILE, [self.kept_weights(m) for m in work.members], work.best.member,
+                         self.cfg, self.class_names(), summary, self.model_extra(work))
 
     def prune_models(self, run: RunFolder, r: int) -> None:
         """After round r finished: the model files keep_models does not keep go."""
@@ -164,6 +164,10 @@ class Task:
 
     def class_names(self) -> list[str]:
         raise NotImplementedError
+
+    def kept_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The weights a round model file holds of one member (all of them unless the task says otherwise)."""
+        return model.state_dict()
 
     def model_extra(self, work: RoundWork) -> dict[str, Any]:
         """What predicting needs beyond the weights and the configuration."""

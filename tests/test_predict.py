@@ -63,7 +63,8 @@ def test_a_round_model_holds_what_predicting_needs_and_loads_without_pickled_cod
     assert (model.task, model.round, model.config.al_type) == ("joint", 1, "Random")
     assert model.metrics == state["metrics"] and model.extra["threshold"] == state["threshold"]
     assert model.extra["theta0_sha256"] == state["theta0_sha256"]
-    assert len(payload["members"]) == 1 and any(k.startswith("seg") or "decoder" in k for k in model.weights)
+    # Stage 2 trains the segmentation head on a frozen theta0: only the head's tensors are in the file.
+    assert len(payload["members"]) == 1 and {k.split(".")[0] for k in model.weights} == {"seg_head"}
 
 
 def test_keep_models_last_keeps_only_the_last_finished_rounds_model(exps: Path) -> None:
@@ -78,7 +79,8 @@ def test_keep_models_last_keeps_only_the_last_finished_rounds_model(exps: Path) 
 
 @pytest.mark.parametrize(("make", "problem"), [
     ("no_model", "kept no round model"), ("greyscale", "has 1 channel (L) but the model was trained on colour (RGB)"),
-    ("text", "cannot be read as an image"), ("not_a_run", "is not a run folder")])
+    ("text", "cannot be read as an image"), ("not_a_run", "is not a run folder"),
+    ("theta0_gone", "which is missing: restore that file")])
 def test_bad_inputs_get_one_line_and_exit_2(exps: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                             make: str, problem: str) -> None:
     folder, image = exps / FOLD / RUN, tmp_path / "image.png"
@@ -92,6 +94,14 @@ def test_bad_inputs_get_one_line_and_exit_2(exps: Path, tmp_path: Path, capsys: 
         image.write_text("not an image\n")
     elif make == "not_a_run":
         args = ["--run", str(tmp_path)]
+    elif make == "theta0_gone":   # a copy of round 2 whose theta0 is no longer where it was
+        copy = tmp_path / "run" / "round_002"
+        copy.mkdir(parents=True)
+        (copy / "state.json").write_text((folder / "round_002" / "state.json").read_text())
+        payload = torch.load(folder / "round_002" / MODEL_FILE, weights_only=True)
+        payload["extra"]["theta0"] = str(tmp_path / "moved.pt")
+        torch.save(payload, copy / MODEL_FILE)
+        args = ["--run", str(copy.parent)]
     with pytest.raises(SystemExit) as exit_info:
         predict.main([*args, "--device", "cpu", "--images", str(image), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import constants as C
 from al import selection
 from al.pseudo_label import merge_pairs
 from al.regions import pick_regions
-from al.state import TEST_MASKS_DIR, BestEpoch, RoundState, RunFolder
+from al.state import TEST_MASKS_DIR, BestEpoch, RoundState, RunFolder, theta0_path
 from al.strategies.base import Evidence
 from engine.acquire import gather_evidence
 from engine.context import inference
@@ -138,9 +139,16 @@ class JointTask(JointTaskBase):
             work.metrics["pseudo"] = {"dice_idx": 100 * float(np.mean(list(dice.values()))) if dice else None,
                                       "n": len(work.pairs)}
 
+    def kept_weights(self, model: Any) -> dict[str, Any]:
+        """The tensors that differ from theta0 (the segmentation head, LL4AL's module): the rest is theta0."""
+        start = self.theta0["state_dict"]
+        return {k: v for k, v in model.state_dict().items()
+                if k not in start or start[k].shape != v.shape or not torch.equal(start[k], v.detach().cpu())}
+
     def model_extra(self, work: JointWork) -> dict[str, Any]:
         ll4al = loss_prediction_training(self.cfg, self.strategy)
-        return {"threshold": work.threshold, "theta0_sha256": self.digest, "wsl_method": self.cfg.wsl_method,
+        return {"threshold": work.threshold, "theta0": str(theta0_path(self.cfg).resolve()),
+                "theta0_sha256": self.digest, "wsl_method": self.cfg.wsl_method,
                 "loss_prediction_width": 0 if ll4al is None else self.cfg.ll4al_width}
 
     def predictor(self, model: RoundModel, infer: Inference) -> Predictor:
