@@ -5,6 +5,7 @@
     python plot_active_learning_curves.py --dataset glas --x seconds
     python plot_active_learning_curves.py --dataset digits
     python plot_active_learning_curves.py --dataset glas --group_by tag
+    python plot_active_learning_curves.py --dataset glas --qualitative 3
 
 Runs are found by their own config.yaml (dataset, split, fold, debug_subfolder), under --exp_root
 or in the folders given with --runs, and grouped by method (al_type, marked "(regions)" for
@@ -46,6 +47,21 @@ rounds 0-2 (all methods)"), and the table adds each method's AUC over its own ro
 marked * (`auc_rounds`, `own_auc_*` in the csv). A method reaches the rounds it draws: for joint runs
 those every seed finished; for classification those any seed ran, a seed that stopped earlier keeping
 its own rounds as above. When all reached the same rounds, the outputs have no such column.
+
+--qualitative N (joint runs; classification and segmentation runs are skipped with one line) also
+writes `<ds>-qualitative.{png,pdf}`: N test images, the same for every method, one block each, a row
+per stage-2 method (WSL and Full_sup are left out: their Dice are the flat lines) and columns image /
+true mask / the method's mask at each round 0..k-1 that every method reached (red over the image, the
+true outline in yellow, titled with that image's test Dice), read from `round_<r>/test_masks/`. The
+images are ranked by the per-image test Dice of the reference method (--qualitative_reference; default
+Label_prop when drawn, else the first stage-2 method) at round k-1, averaged over its seeds, best
+first, ties by id, and taken at evenly spaced positions: N=1 the median, 2 best and worst, 3 best,
+median and worst, more the quantiles between (N above the number of test images is clipped to it).
+The masks are of one seed, the smallest that every method drawn has. `<ds>-qualitative.csv` lists
+each image, its rule and rank, and every Dice drawn; `<ds>-pseudo-masks.{png,pdf}` (Label_prop) shows
+its pseudo-masks (train pool images) per round, N images chosen by the same rule on their Dice at the
+last round with pseudo-masks. See report/qualitative.py. Rounds written before test masks were kept
+are refused with one line: run them again or use predict.py.
 """
 
 from __future__ import annotations
@@ -56,12 +72,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+import constants as C
 from al.state import RunStateError
+from data.records import DataError
 from parseit import REPO_ROOT, exit_on_error
-from report.aggregate import GROUP_BY, GROUP_METHOD, X_AUTO, X_AXES, MethodSummary
+from report.aggregate import GROUP_BY, GROUP_METHOD, X_AUTO, X_AXES, MethodSummary, Run, group_runs
 from report.checks import DEFAULT_DROP_POINTS, checked_summaries
 from report.figures import pseudo_figure, save_figure, save_text, score_figure
 from report.loading import NoRunsError, load_runs
+from report.qualitative import QualitativeError, write_qualitative
 from report.tables import auc_csv, auc_markdown, rounds_csv
 
 
@@ -123,6 +142,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--drop_points", type=_points, default=DEFAULT_DROP_POINTS,
                         help="warn when a method's mean test metric falls by more than this many points from one "
                              f"round to the next while its labelled set grows (default {DEFAULT_DROP_POINTS:g})")
+    parser.add_argument("--qualitative", type=_count, default=0, metavar="N",
+                        help="joint task: also draw N test images (best, median, worst, then quantiles of the "
+                             "reference method's test Dice) with every stage-2 method's mask per round, and "
+                             "Label_prop's pseudo-masks (default 0: not drawn)")
+    parser.add_argument("--qualitative_reference", default=None, metavar="METHOD",
+                        help="the method whose per-image test Dice choose the --qualitative images "
+                             "(default Label_prop when drawn, else the first stage-2 method drawn)")
     return parser.parse_args(argv)
 
 
@@ -133,14 +159,35 @@ def _points(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of images >= 0")
+    return value
+
+
+def qualitative(args: argparse.Namespace, runs: Sequence[Run], summaries: Sequence[MethodSummary],
+                out: Path) -> list[Path]:
+    """--qualitative: the figures of report/qualitative.py; runs of other tasks have no binary masks and are
+    skipped with one line (exit code 0, the curves are still written)."""
+    if not args.qualitative:
+        return []
+    task = summaries[0].task if summaries else C.TASK_JOINT
+    if task != C.TASK_JOINT:
+        print(f"--qualitative skipped: {task} runs have no binary masks to draw")
+        return []
+    return write_qualitative(summaries, group_runs(runs, args.group_by), args.qualitative,
+                             args.qualitative_reference, args.dataset, out)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    with exit_on_error(NoRunsError, RunStateError, OSError):
+    with exit_on_error(NoRunsError, RunStateError, QualitativeError, DataError, OSError):
         roots = [resolve(p) for p in args.runs] if args.runs else [resolve(args.exp_root)]
-        summaries = checked_summaries(load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder),
-                                      args.x, args.group_by, args.drop_points)
+        runs = load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder)
+        summaries = checked_summaries(runs, args.x, args.group_by, args.drop_points)
         out = resolve(args.out)
-        written = write_outputs(summaries, args.dataset, out)
+        written = write_outputs(summaries, args.dataset, out) + qualitative(args, runs, summaries, out)
     print(f"figures and tables of {args.dataset} written to {out}:")
     for path in written:
         print(f"  {path.name}")

@@ -3,7 +3,7 @@
 # Entropy, MC_Dropout, Label_prop and Full_sup (the paper's methods), the LL4AL and DAL strategies,
 # and Entropy with region-level annotation (superpixels instead of whole images), for seeds 0 and 1
 # over 3 rounds, then the figures (drawn against the annotated share of pixels, since one run
-# annotates regions).
+# annotates regions) and the qualitative figures of 3 test images (best, median and worst of Label_prop).
 # It runs the very scripts gen_configs.py writes, with --chain_rounds: one main.py process per
 # (method, seed), so the start-up (imports, data, model) is paid once per run instead of once per
 # round. Finished rounds are skipped, so a killed demo is resumed by running it again.
@@ -29,5 +29,5 @@ for method in "${methods[@]}"; do
 done
 echo "== Entropy, region-level annotation"
 bash "$scripts/regions/run-synthetic-Entropy.sh"
-"$py" plot_active_learning_curves.py --dataset synthetic --exp_root exps/demo --out exps/demo/figures
+"$py" plot_active_learning_curves.py --dataset synthetic --exp_root exps/demo --out exps/demo/figures --qualitative 3
 echo "demo finished in $((SECONDS - start)) s"
