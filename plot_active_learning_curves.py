@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from al.state import RunStateError
-from parseit import REPO_ROOT, exit_on_error
+from parseit import exit_on_error, resolve_path
 from report.aggregate import GROUP_BY, GROUP_METHOD, X_AUTO, X_AXES, MethodSummary
 from report.checks import DEFAULT_DROP_POINTS, checked_summaries
 from report.figures import pseudo_figure, save_figure, save_text, score_figure
@@ -93,16 +93,15 @@ def write_outputs(summaries: Sequence[MethodSummary], dataset: str, out: Path) -
 
 
 def resolve(path: Path) -> Path:
-    """Relative paths are taken from the repository root, as main.py takes exp_root."""
-    path = path.expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
+    """Relative paths are taken as main.py takes exp_root (parseit.resolve_path)."""
+    return resolve_path(path)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset name of the runs (config.yaml 'dataset')")
     parser.add_argument("--exp_root", type=Path, default=Path("exps"),
-                        help="folder searched for run folders (relative: from the repository root; default exps)")
+                        help="folder searched for run folders (relative: from the repository root, or the working directory when installed; default exps)")
     parser.add_argument("--debug_subfolder", default=None,
                         help="only runs with this debug_subfolder ('' for none; default: any)")
     parser.add_argument("--split", type=int, default=0, help="split of the runs (default 0)")
@@ -110,7 +109,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=Path, nargs="+", default=None, metavar="DIR",
                         help="run folders, or folders holding them, read instead of searching --exp_root")
     parser.add_argument("--out", type=Path, default=Path("paper"),
-                        help="output folder (relative: from the repository root; default paper)")
+                        help="output folder (relative: from the repository root, or the working directory when installed; default paper)")
     parser.add_argument("--x", choices=X_AXES, default=X_AUTO,
                         help="x-axis of every curve: %% of images labelled, %% of pixels annotated, or the "
                              "annotators' seconds (Label Studio lead_time); auto: pixels when some run "
