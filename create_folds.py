@@ -29,8 +29,10 @@ from data.readers import read_listing
 from data.records import DataError
 from data.scenes import LISTING, generate_scenes
 from data.synthetic import generate_synthetic
+from parseit import resolve_path
 
-DEFAULT_FOLDS = Path(__file__).resolve().parent / "folds"
+# folds/ of the repository; in an installed copy, of the working directory (parseit.work_root).
+DEFAULT_FOLDS = resolve_path("folds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_ratio", type=float, default=0.2,
                         help="per class, only for datasets without an official test set")
     parser.add_argument("--out", type=Path, default=DEFAULT_FOLDS,
-                        help="folds root (default: folds/ next to this script)")
+                        help="folds root (default: folds/ of the repository; installed: of the working directory)")
     parser.add_argument("--from_original", type=Path, metavar="DIR",
                         help="convert the paper's fold CSVs found under DIR instead")
     parser.add_argument("--force", action="store_true",

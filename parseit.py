@@ -36,6 +36,8 @@ from atomic_io import atomic_write_text
 from config_schema import LEAVES, SCHEMA, SEPARATOR, Key, accepts, key_spec, key_task, section_task
 
 REPO_ROOT = Path(__file__).resolve().parent
+# A source checkout has pyproject.toml next to this file; the installed package (the wheel) does not ship it.
+SOURCE_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
 CONFIG_DIR = REPO_ROOT / "config_yaml"
 OVERRIDES_SECTION = "method_overrides"
 # The original wrote its optimiser keys as --optn0__<key>.
@@ -262,6 +264,8 @@ def yaml_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
         candidate = candidate.with_suffix(".yaml")
     if candidate.parent == Path(".") and not candidate.exists():
         candidate = config_dir / candidate.name
+    elif not candidate.is_file():
+        candidate = resource_path(candidate)   # e.g. config_yaml/glas.yaml from outside the repository
     if not candidate.is_file():
         available = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml")))
         raise ConfigError(f"config file '{name}' not found: pass --yaml with one of: {available}")
@@ -627,10 +631,31 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
     return out
 
 
-def resolve_path(path: str) -> Path:
-    """Relative paths in a configuration are taken from the repository root."""
+def work_root() -> Path:
+    """Where relative paths lead: the repository root in a source checkout (as every script and test expects);
+    the current working directory in an installed copy, so that nothing is written into site-packages."""
+    return REPO_ROOT if SOURCE_CHECKOUT else Path.cwd()
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path of the configuration or the command line: relative ones are taken from work_root()."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
+    return p if p.is_absolute() else work_root() / p
+
+
+def script_path(name: str) -> str:
+    """How a generated command names a top-level script (main.py): relative in a source checkout, whose commands run
+    from the repository root; absolute in an installed copy, whose commands run from the working directory."""
+    return name if SOURCE_CHECKOUT else str(REPO_ROOT / name)
+
+
+def resource_path(path: str | Path, *inside: str) -> Path:
+    """A read-only resource (folds, configuration files): resolve_path's, or the copy shipped with the package when
+    that lacks `path/inside...` (so that an installed copy runs from any folder, and folds made there for one
+    dataset do not hide the shipped ones of another)."""
+    found = resolve_path(path)
+    shipped = REPO_ROOT / Path(path).expanduser()
+    return shipped if not found.joinpath(*inside).exists() and shipped.joinpath(*inside).exists() else found
 
 
 def save_config(cfg: Config, path: Path) -> None:

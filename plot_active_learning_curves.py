@@ -75,7 +75,7 @@ from typing import NoReturn
 import constants as C
 from al.state import RunStateError
 from data.records import DataError
-from parseit import REPO_ROOT, exit_on_error
+from parseit import exit_on_error, resolve_path
 from report.aggregate import GROUP_BY, GROUP_METHOD, X_AUTO, X_AXES, MethodSummary, Run, group_runs
 from report.checks import DEFAULT_DROP_POINTS, checked_summaries
 from report.figures import pseudo_figure, save_figure, save_text, score_figure
@@ -111,17 +111,11 @@ def write_outputs(summaries: Sequence[MethodSummary], dataset: str, out: Path) -
     return written
 
 
-def resolve(path: Path) -> Path:
-    """Relative paths are taken from the repository root, as main.py takes exp_root."""
-    path = path.expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset name of the runs (config.yaml 'dataset')")
     parser.add_argument("--exp_root", type=Path, default=Path("exps"),
-                        help="folder searched for run folders (relative: from the repository root; default exps)")
+                        help="folder searched for run folders (relative: from the repository root, or the working directory when installed; default exps)")
     parser.add_argument("--debug_subfolder", default=None,
                         help="only runs with this debug_subfolder ('' for none; default: any)")
     parser.add_argument("--split", type=int, default=0, help="split of the runs (default 0)")
@@ -129,7 +123,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=Path, nargs="+", default=None, metavar="DIR",
                         help="run folders, or folders holding them, read instead of searching --exp_root")
     parser.add_argument("--out", type=Path, default=Path("paper"),
-                        help="output folder (relative: from the repository root; default paper)")
+                        help="output folder (relative: from the repository root, or the working directory when installed; default paper)")
     parser.add_argument("--x", choices=X_AXES, default=X_AUTO,
                         help="x-axis of every curve: %% of images labelled, %% of pixels annotated, or the "
                              "annotators' seconds (Label Studio lead_time); auto: pixels when some run "
@@ -183,10 +177,10 @@ def qualitative(args: argparse.Namespace, runs: Sequence[Run], summaries: Sequen
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with exit_on_error(NoRunsError, RunStateError, QualitativeError, DataError, OSError):
-        roots = [resolve(p) for p in args.runs] if args.runs else [resolve(args.exp_root)]
+        roots = [resolve_path(p) for p in args.runs] if args.runs else [resolve_path(args.exp_root)]
         runs = load_runs(roots, args.dataset, args.split, args.fold, args.debug_subfolder)
         summaries = checked_summaries(runs, args.x, args.group_by, args.drop_points)
-        out = resolve(args.out)
+        out = resolve_path(args.out)
         written = write_outputs(summaries, args.dataset, out) + qualitative(args, runs, summaries, out)
     print(f"figures and tables of {args.dataset} written to {out}:")
     for path in written:

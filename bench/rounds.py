@@ -31,7 +31,7 @@ from bench.sizes import Size
 from data.folds import load_fold, write_folds
 from data.records import Fold
 from main import run_rounds
-from parseit import parse_config, resolve_path
+from parseit import parse_config, resolve_path, resource_path
 
 # The paper's methods, then the strategies that add training to a round (Ensemble trains
 # ensemble_size heads, LL4AL its loss-prediction module, DAL a discriminator while selecting).
@@ -64,7 +64,8 @@ def common_args(yaml_name: str, exp_root: Path, device: torch.device) -> tuple[s
 
 def subset_fold(folds_root: Path) -> Path:
     """The first images per class of each subset of the repository's synthetic fold, written under folds_root."""
-    fold = load_fold(resolve_path(parse_config(["--yaml", "synthetic.yaml"]).fold_folder), C.SYNTHETIC, 0, 0)
+    folds = resource_path(parse_config(["--yaml", "synthetic.yaml"]).fold_folder, C.SYNTHETIC)
+    fold = load_fold(folds, C.SYNTHETIC, 0, 0)
 
     def first(records: list, per_class: int) -> list:
         kept, counts = [], dict.fromkeys(fold.classes, 0)

@@ -33,10 +33,10 @@ from bench.train_speed import train_rows
 from data.records import DataError
 from engine.checkpoint import CheckpointError
 from engine.runtime import DeviceError, select_device
-from parseit import REPO_ROOT, exit_on_error
+from parseit import exit_on_error, resolve_path
 
 ITEMS = ("train", "score", "strategies", "knn", "round", "frozen")
-DEFAULT_OUT = REPO_ROOT / "bench_results"
+DEFAULT_OUT = resolve_path("bench_results")
 
 
 class BenchArgumentError(ValueError):

@@ -47,7 +47,7 @@ from engine.runtime import autocast
 from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
-from parseit import Config, ConfigError, resolve_path
+from parseit import Config, ConfigError, resolve_path, resource_path
 
 # Per-channel statistics the inputs are normalised with (ImageNet's, which pretrained weights expect).
 MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +67,7 @@ class ClassificationData(ResidentSplits):
 
 def load_classification_data(cfg: Config, device: torch.device) -> ClassificationData:
     """The fold's three subsets read from the dataset's official files, moved to the device once."""
-    fold = load_fold(resolve_path(cfg.fold_folder), cfg.dataset, cfg.split, cfg.fold)
+    fold = load_fold(resource_path(cfg.fold_folder, cfg.dataset), cfg.dataset, cfg.split, cfg.fold)
     if len(fold.classes) != cfg.model.num_classes:
         raise DataError(f"fold {cfg.dataset}/split_{cfg.split}/fold_{cfg.fold} has {len(fold.classes)} classes "
                         f"but model.num_classes is {cfg.model.num_classes}: pass --num_classes {len(fold.classes)}")

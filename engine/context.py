@@ -21,7 +21,7 @@ from engine.resident import EvalSet, TrainPool
 from engine.train import TrainSettings
 from models.frozen import FrozenFeatures
 from models.unet import MIN_INPUT_SIZE
-from parseit import Config, ConfigError, resolve_path
+from parseit import Config, ConfigError, resolve_path, resource_path
 
 
 @dataclass
@@ -53,7 +53,7 @@ def load_data(cfg: Config, device: torch.device) -> RunData:
     root = resolve_path(cfg.data_root)
     if cfg.dataset == C.SYNTHETIC:
         generate_synthetic(root)
-    fold = load_fold(resolve_path(cfg.fold_folder), cfg.dataset, cfg.split, cfg.fold)
+    fold = load_fold(resource_path(cfg.fold_folder, cfg.dataset), cfg.dataset, cfg.split, cfg.fold)
     for subset, records in ((C.TRAIN, fold.train), (C.VALID, fold.valid), (C.TEST, fold.test)):
         if not records:
             raise DataError(f"the {subset} subset of {cfg.dataset}/split_{cfg.split}/fold_{cfg.fold} is empty: "

@@ -35,7 +35,7 @@ from engine.runtime import autocast
 from engine.train import TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
 from models.classifier import dropout_train
 from models.segmentation import SegmentationNet
-from parseit import Config, resolve_path
+from parseit import Config, resolve_path, resource_path
 
 
 @dataclass
@@ -52,7 +52,7 @@ def load_segmentation_data(cfg: Config, device: torch.device) -> SegmentationDat
     root, s = resolve_path(cfg.data_root), cfg.segmentation
     if cfg.dataset == C.SCENES:
         generate_scenes(root)   # the embedded default: written once, on first use
-    fold = load_fold(resolve_path(cfg.fold_folder), cfg.dataset, cfg.split, cfg.fold)
+    fold = load_fold(resource_path(cfg.fold_folder, cfg.dataset), cfg.dataset, cfg.split, cfg.fold)
     classes = CLASSES[cfg.dataset]
     if len(classes) != cfg.model.num_classes:
         raise DataError(f"{cfg.dataset} has {len(classes)} classes but model.num_classes is {cfg.model.num_classes}: "

@@ -40,7 +40,7 @@ from al.state import MASKS_DIR, TEST_MASKS_DIR, RunFolder, RunStateError
 from data.decoded import decode_records
 from data.folds import load_fold
 from engine.metrics import dice
-from parseit import resolve_path
+from parseit import resolve_path, resource_path
 from report.aggregate import MethodSummary, Run
 from report.figures import save_figure, save_text
 from report.loading import read_config
@@ -145,7 +145,7 @@ def load_samples(folder: Path, ids: Sequence[str], subset: str) -> dict[str, tup
     """(H, W, 3) image and 0/1 true mask (None without one) of the run's `subset` images, read as training
     reads them (the run's config.yaml: data_root, fold_folder, split, fold)."""
     cfg = read_config(folder)
-    fold = load_fold(resolve_path(cfg["fold_folder"]), cfg["dataset"], int(cfg["split"]), int(cfg["fold"]))
+    fold = load_fold(resource_path(cfg["fold_folder"], cfg["dataset"]), cfg["dataset"], int(cfg["split"]), int(cfg["fold"]))
     records = {r.id: r for r in getattr(fold, subset)}
     unknown = [i for i in ids if i not in records]
     if unknown:

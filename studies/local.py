@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import constants as C
 from atomic_io import atomic_write_text
-from parseit import REPO_ROOT
+from parseit import work_root
 from studies.plan import Job
 
 POLL_S = 0.5
@@ -144,7 +144,7 @@ class LocalRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(place.threads), "MKL_NUM_THREADS": str(place.threads)}
         with open(log, "ab") as out:
-            process = subprocess.Popen([*self._launcher(), *job.args, *place.argv()], cwd=REPO_ROOT, env=env,
+            process = subprocess.Popen([*self._launcher(), *job.args, *place.argv()], cwd=work_root(), env=env,
                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.running[job.name] = (process, place)
         self.state[job.name] = RUNNING

@@ -16,6 +16,7 @@ from pathlib import Path
 import constants as C
 from al.state import STATE_FILE, run_dir, theta0_path
 from gen_configs import check_selection, exp_id, resolve, round_args, study_rounds
+from parseit import script_path
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _job(dataset: str, method: str, seed: int, rounds: int, extras: Sequence[str
     run_id = exp_id(method, seed, tag)
     last = rounds - 1 if rounds > 1 else None
     cfg = resolve(dataset, method, seed, 0, run_id, extras, last)
-    args = ("main.py", "--yaml", f"{dataset}.yaml", "--MYSEED", str(seed), "--al_type", method,
+    args = (script_path("main.py"), "--yaml", f"{dataset}.yaml", "--MYSEED", str(seed), "--al_type", method,
             *round_args(0, last), "--exp_id", run_id, *extras)
     return Job(f"{dataset}-{run_id}", dataset, method, seed, rounds, args, run_dir(cfg), after,
                theta0_path(cfg) if method == C.WSL else None)
