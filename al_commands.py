@@ -25,10 +25,6 @@ def _package_first() -> None:
 def _script(module: str) -> int:
     """Import the script `module` from the package's folder and run its main(); its exit status."""
     _package_first()
-    if not (HERE / f"{module}.py").is_file():
-        print(f"error: {module}.py is not part of this installation: reinstall the package from a checkout "
-              "that has it", file=sys.stderr)
-        return 2
     code = importlib.import_module(module).main()
     return code if isinstance(code, int) else 0
 
@@ -54,7 +50,7 @@ def plot() -> int:
 
 
 def predict() -> int:
-    """al-predict: predict.py."""
+    """al-predict: predict.py (new images through a finished round's model)."""
     return _script("predict")
 
 
