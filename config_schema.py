@@ -55,6 +55,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "amp_bf16": _k(bool, "bf16 autocast for forward passes on CUDA (ignored on CPU)"),
         "channels_last": _k(bool, "channels_last memory format on CUDA (ignored on CPU)"),
         "progress": _k(bool, "progress bars on long work"),
+        "tensorboard": _k(bool, "training logs also as TensorBoard event files in round_<r>/tensorboard/ (false, or "
+                          "the package missing: training_log.csv only)"),
         # Data
         "task": _k(str, "joint: class labels for all, masks from the oracle; classification: class labels from "
                     "the oracle; segmentation: K-class label maps from the oracle (keys of the other tasks are not "
@@ -274,7 +276,7 @@ LEAVES = _leaf_index()
 # the `classification` section to the classification task: a file holds its task's keys only.
 SHARED_KEYS = frozenset({
     "al_type", "al_it", "al_it_end", "redo_round", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
-    "device", "deterministic", "amp_bf16", "channels_last", "progress", "task", "dataset", "data_root", "oracle",
+    "device", "deterministic", "amp_bf16", "channels_last", "progress", "tensorboard", "task", "dataset", "data_root", "oracle",
     "fold_folder", "split", "fold", "mcdropout_t", "mc_score", "ensemble_size", "ensemble_score", "coreset_chunk",
     "hu_ridge", "hu_pca_dim", "hu_pca_search", "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class",
     "ll4al_width", "ll4al_margin", "ll4al_weight", "ll4al_detach_epoch", "ll4al_subset", "dal_sub_batches",

@@ -39,6 +39,7 @@ BASE: dict[str, Any] = {
     "amp_bf16": False,
     "channels_last": False,
     "progress": True,
+    "tensorboard": True,
     "task": C.TASK_JOINT,
     "dataset": C.GLAS,
     "data_root": "datasets/GlaS-2015/Warwick QU Dataset (Released 2016_07_08)",
