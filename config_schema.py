@@ -58,6 +58,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "keep_models": _k(str, "round models kept (round_<r>/model.pt, for predict.py): every round's (all), the "
                           "last finished round's (last), or none once the next round has read it (none)",
                           choices=C.KEEP_MODELS),
+        "tensorboard": _k(bool, "training logs also as TensorBoard event files in round_<r>/tensorboard/ (false, or "
+                          "the package missing: training_log.csv only)"),
         # Data
         "task": _k(str, "joint: class labels for all, masks from the oracle; classification: class labels from "
                     "the oracle; segmentation: K-class label maps from the oracle (keys of the other tasks are not "
@@ -277,7 +279,7 @@ LEAVES = _leaf_index()
 # the `classification` section to the classification task: a file holds its task's keys only.
 SHARED_KEYS = frozenset({
     "al_type", "al_it", "al_it_end", "redo_round", "max_al_its", "exp_id", "exp_root", "debug_subfolder", "MYSEED", "cudaid",
-    "device", "deterministic", "amp_bf16", "channels_last", "progress", "keep_models", "task", "dataset", "data_root", "oracle",
+    "device", "deterministic", "amp_bf16", "channels_last", "progress", "keep_models", "tensorboard", "task", "dataset", "data_root", "oracle",
     "fold_folder", "split", "fold", "mcdropout_t", "mc_score", "ensemble_size", "ensemble_score", "coreset_chunk",
     "hu_ridge", "hu_pca_dim", "hu_pca_search", "hu_pca_metric", "hu_knn_k", "hu_knn_max_per_class",
     "ll4al_width", "ll4al_margin", "ll4al_weight", "ll4al_detach_epoch", "ll4al_subset", "dal_sub_batches",

@@ -181,7 +181,8 @@ def play_round(task: Task, oracle: Oracle, run: RunFolder, r: int, ledger: Ledge
                partial: Path, infer: Inference, clock: Clock) -> RoundState:
     """Algorithm 1: one round, from the labelled set the oracle gave to the next pick it is handed."""
     work = task.new_work(r, ledger, revealed, run.read_state(r - 1) if r > 0 else None)
-    task.train(work, infer, clock)          # the round's model(s) on L_r (and the pseudo-labelled set)
+    with task.training_log(partial, r) as log:   # each epoch to training_log.csv (and tensorboard/)
+        task.train(work, infer, clock, log)     # the round's model(s) on L_r (and the pseudo-labelled set)
     task.evaluate(work, infer, clock)       # metrics on validation and test, at original resolution
     task.select(work, infer, clock)         # the strategy scores the pool and picks U'_{r+1}
     task.pseudo_label(work, infer, clock)   # Label_prop: masks for the samples paired by kNN

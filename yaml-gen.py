@@ -40,6 +40,7 @@ BASE: dict[str, Any] = {
     "channels_last": False,
     "progress": True,
     "keep_models": "last",
+    "tensorboard": True,
     "task": C.TASK_JOINT,
     "dataset": C.GLAS,
     "data_root": "datasets/GlaS-2015/Warwick QU Dataset (Released 2016_07_08)",

@@ -10,6 +10,8 @@ Layout of one fold's experiments:
         config.yaml            resolved configuration of the run (later calls must agree with it)
         lock                   held (flock) by the process working on the run; holds its pid while held
         round_000/state.json   everything round 0 decided and measured (a RoundState, versioned)
+        round_000/training_log.csv   per epoch of each cycle and member: lr, loss, validation score, ...
+        round_000/tensorboard/       the same as TensorBoard event files (tensorboard: true)
         round_000/pseudo_masks/<id>.png   pseudo-masks that round r+1 trains on (Label_prop)
         round_000/annotations/<id>.png    oracle files: the person's masks this round took in
         round_000/test_masks/<id>.png     the round's masks of the test images, as measured (qualitative figures)
@@ -62,7 +64,7 @@ MODEL_FILE = "model.pt"   # a round's model (engine/round_model.py)
 # task, stop_reason).
 STATE_VERSION = 3
 # Keys that may change between calls on the same run folder without changing its results.
-RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "keep_models", "cudaid", "device", "cache_dir",
+RESUME_FREE_KEYS = ("al_it", "al_it_end", "redo_round", "max_al_its", "progress", "keep_models", "tensorboard", "cudaid", "device", "cache_dir",
                     "exp_root", "debug_subfolder", "data_root", "fold_folder", "valid_batch_size", "path_pre_trained",
                     "oracle_answers", "label_studio_url", "label_studio_token_file")
 

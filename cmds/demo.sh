@@ -30,4 +30,5 @@ done
 echo "== Entropy, region-level annotation"
 bash "$scripts/regions/run-synthetic-Entropy.sh"
 "$py" plot_active_learning_curves.py --dataset synthetic --exp_root exps/demo --out exps/demo/figures --qualitative 3
+echo "training curves of every round: tensorboard --logdir exps/demo (or round_<r>/training_log.csv)"
 echo "demo finished in $((SECONDS - start)) s"

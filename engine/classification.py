@@ -45,6 +45,7 @@ from engine.resident import ResidentSet, ResidentSplits
 from engine.round_model import RoundModelError, load_round_model
 from engine.runtime import autocast
 from engine.train import LossPredictionTraining, TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
+from engine.training_log import MemberLog
 from losses.ranking import margin_ranking_loss
 from models.classifier import Classifier, dropout_train
 from parseit import Config, ConfigError, resolve_path, resource_path
@@ -143,9 +144,9 @@ def _autocast(infer: Inference | None) -> AbstractContextManager:
 
 
 def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, generator: torch.Generator,
-          desc: str, infer: Inference | None = None) -> list[float]:
-    """Fit on (images, labels) for the settings' epochs; the mean loss of each epoch. A non-finite loss stops the
-    round with one line (learning rate too high, usually) instead of writing NaN results."""
+          desc: str, infer: Inference | None = None, log: MemberLog | None = None) -> list[float]:
+    """Fit on (images, labels) for the settings' epochs; the mean loss of each epoch (also to `log`). A non-finite
+    loss stops the round with one line (learning rate too high, usually) instead of writing NaN results."""
     s = setup.settings
     params = [p for p in model.parameters() if p.requires_grad]
     if setup.solver == "adam":
@@ -158,8 +159,9 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
     model.train()
     ll4al = setup.loss_prediction
     for epoch in tqdm(range(s.epochs), desc=desc, disable=None if s.progress else True, leave=False):
+        lr = lr_at(s, epoch)
         for group in optimiser.param_groups:
-            group["lr"] = lr_at(s, epoch)
+            group["lr"] = lr
         if ll4al is not None:
             model.detach_taps = epoch >= ll4al.detach_epoch
         order = torch.randperm(n, generator=generator).to(labels.device)
@@ -184,6 +186,8 @@ def train(model: Classifier, images: Tensor, labels: Tensor, setup: TrainSetup, 
             optimiser.step()
             total += float(loss.detach()) * len(index)
         losses.append(total / n)
+        if log is not None:
+            log.epoch(epoch, lr, losses[-1])
     model.eval()
     return losses
 

@@ -33,6 +33,7 @@ from engine.metrics import confusion_matrix, segmentation_summary
 from engine.resident import ResidentSet, ResidentSplits
 from engine.runtime import autocast
 from engine.train import TrainSettings, batch_bounds, clip_gradient, diverged, lr_at
+from engine.training_log import MemberLog
 from models.classifier import dropout_train
 from models.segmentation import SegmentationNet
 from parseit import Config, resolve_path, resource_path
@@ -92,10 +93,11 @@ def _prepare(images: Tensor, infer: Inference) -> Tensor:
 
 
 def train(model: SegmentationNet, data: ResidentSet, rows: list[int], settings: TrainSettings, infer: Inference,
-          generator: torch.Generator, desc: str, labels: Tensor | None = None) -> list[float]:
-    """SGD on the labelled rows for the settings' epochs; the mean loss of each epoch. `labels` replaces the
-    set's label maps (partial ones, IGNORE outside revealed regions). A non-finite loss stops the round
-    with one line."""
+          generator: torch.Generator, desc: str, labels: Tensor | None = None, log: MemberLog | None = None
+          ) -> list[float]:
+    """SGD on the labelled rows for the settings' epochs; the mean loss of each epoch (also to `log`). `labels`
+    replaces the set's label maps (partial ones, IGNORE outside revealed regions). A non-finite loss stops the
+    round with one line."""
     labels = data.labels if labels is None else labels
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov,
@@ -104,8 +106,9 @@ def train(model: SegmentationNet, data: ResidentSet, rows: list[int], settings: 
     losses = []
     model.train()
     for epoch in tqdm(range(settings.epochs), desc=desc, disable=None if settings.progress else True, leave=False):
+        lr = lr_at(settings, epoch)
         for group in optimiser.param_groups:
-            group["lr"] = lr_at(settings, epoch)
+            group["lr"] = lr
         order = index[torch.randperm(len(index), generator=generator)].to(data.images.device)
         total = 0.0
         for first, last in batch_bounds(len(order), settings.batch_size):
@@ -125,6 +128,8 @@ def train(model: SegmentationNet, data: ResidentSet, rows: list[int], settings: 
             optimiser.step()
             total += float(loss.detach()) * len(x)
         losses.append(total / len(order))
+        if log is not None:
+            log.epoch(epoch, lr, losses[-1])
     model.eval()
     return losses
 

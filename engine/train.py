@@ -21,6 +21,7 @@ from data.augment import random_crop_flip
 from engine.evaluate import Inference
 from engine.resident import TrainingItems
 from engine.runtime import autocast, cpu_generator, derived_seed, sync
+from engine.training_log import MemberLog
 from losses.hybrid import HybridLoss, per_sample_bce
 from losses.ranking import margin_ranking_loss
 
@@ -205,8 +206,9 @@ def augmented_batch(items: TrainingItems, idx: list[int], settings: TrainSetting
 
 def fit(model: nn.Module, items: TrainingItems, objective: Objective, settings: TrainSettings,
         inference: Inference, validate: Callable[[nn.Module], float], best: BestModel, cycle: int,
-        generator: torch.Generator, desc: str = "train") -> FitStats:
-    """Train for settings.epochs, validating after every epoch and offering the weights to `best`."""
+        generator: torch.Generator, desc: str = "train", log: MemberLog | None = None) -> FitStats:
+    """Train for settings.epochs, validating after every epoch and offering the weights to `best`; each
+    finished epoch goes to `log` (the round's training_log.csv and TensorBoard)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                 nesterov=settings.nesterov, dampening=settings.dampening,
@@ -217,8 +219,9 @@ def fit(model: nn.Module, items: TrainingItems, objective: Objective, settings: 
     bar = tqdm(range(settings.epochs), desc=desc, disable=None if settings.progress else True, leave=False,
                dynamic_ncols=True)
     for epoch in bar:
+        lr = lr_at(settings, epoch)
         for group in optimiser.param_groups:
-            group["lr"] = lr_at(settings, epoch)
+            group["lr"] = lr
         start = time.perf_counter()
         model.train()
         epoch_loss = torch.zeros((), device=device)
@@ -250,5 +253,7 @@ def fit(model: nn.Module, items: TrainingItems, objective: Objective, settings: 
             raise diverged(desc, stats.losses[-1], epoch, settings)
         stats.valid_scores.append(score)
         best.offer(model, score, epoch, cycle)
+        if log is not None:
+            log.epoch(epoch, lr, stats.losses[-1], score, grad_peak, logit_peak)
         bar.set_postfix(loss=f"{stats.losses[-1]:.4f}", valid=f"{score:.4f}", best=f"{best.score:.4f}")
     return stats

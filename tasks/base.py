@@ -31,6 +31,7 @@ from engine.prediction import Predictor
 from engine.round_model import RoundModel, RoundModelError, save_round_model
 from engine.runtime import cpu_generator, derived_seed, seed_everything
 from engine.train import LossPredictionTraining
+from engine.training_log import MemberLog, TrainingLog
 from oracles.base import Revealed
 from parseit import Config
 
@@ -89,6 +90,7 @@ class Task:
 
     name: str
     asks_oracle = True   # stage 1 of the joint task learns from image labels only
+    valid_metric: str    # the validation measure that selects the model (training_log.csv: valid_<metric>)
 
     def __init__(self, cfg: Config, method: Method, strategy: Strategy | None, device: torch.device) -> None:
         self.cfg, self.method, self.strategy, self.device = cfg, method, strategy, device
@@ -126,7 +128,11 @@ class Task:
         return Ledger.for_round(self.ids(), previous, self.method.single_round, self.initial_labelled)
 
     # One round, in the order of Algorithm 1.
-    def train(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
+    def training_log(self, folder: Path, r: int) -> TrainingLog:
+        """Where round r's training writes its epochs: `folder` is the round's partial folder."""
+        return TrainingLog(folder, r, self.valid_metric, self.cfg.tensorboard)
+
+    def train(self, work: RoundWork, infer: Inference, clock: Clock, log: TrainingLog) -> None:
         raise NotImplementedError
 
     def evaluate(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
@@ -201,11 +207,13 @@ def loss_prediction_training(cfg: Config, strategy: Strategy | None) -> LossPred
 
 
 def fit_members(work: RoundWork, n_models: int, cfg: Config, infer: Inference, clock: Clock,
-                  build: Callable[[int], nn.Module], fit: Callable[[nn.Module, torch.Generator, str], list[float]],
-                  validate: Callable[[nn.Module], dict[str, Any]], key: str) -> None:
+                build: Callable[[int], nn.Module],
+                fit: Callable[[nn.Module, torch.Generator, str, MemberLog], list[float]],
+                validate: Callable[[nn.Module], dict[str, Any]], key: str, log: TrainingLog) -> None:
     """Members 0..n-1 of the round, each from its own seed (a deep ensemble's differ by their seeds only):
     built, fitted and validated; the best on validation `key` reports (first in work.members; ties: the smaller
-    index), and its validation metrics are the round's."""
+    index), and its validation metrics are the round's. Each member's epochs go to `log`, its validation
+    score on its last epoch's row."""
     valid = []
     for m in range(n_models):
         extra = (m,) if m else ()
@@ -215,9 +223,10 @@ def fit_members(work: RoundWork, n_models: int, cfg: Config, infer: Inference, c
             model = model.to(memory_format=torch.channels_last)
         with clock("train"):
             losses = fit(model, cpu_generator(derived_seed(cfg.MYSEED, work.r, 0, AUGMENT, *extra)),
-                         f"{cfg.al_type} r{work.r}" + (f" m{m}" if m else ""))
+                         f"{cfg.al_type} r{work.r}" + (f" m{m}" if m else ""), log.member(0, m))
         with clock("validate"):
             valid.append(validate(model))
+        log.member(0, m).validated(valid[-1][key])
         work.members.append(model)
         work.history["cycle0" if m == 0 else f"cycle0_member{m}"] = {"loss": losses, "valid": [valid[-1][key]]}
     best = max(range(n_models), key=lambda m: (valid[m][key] or 0.0, -m))

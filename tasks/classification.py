@@ -32,6 +32,7 @@ from engine.prediction import Prediction, Predictor, resized
 from engine.resident import ResidentSet
 from engine.round_model import RoundModel
 from engine.runtime import derived_seed
+from engine.training_log import TrainingLog
 from models.classifier import Classifier, build_classifier
 from parseit import resolve_path
 from tasks.base import MC, SELECT, Clock, RoundWork, Task, fit_members, loss_prediction_training, round_line
@@ -39,6 +40,7 @@ from tasks.base import MC, SELECT, Clock, RoundWork, Task, fit_members, loss_pre
 
 class ClassificationTask(Task):
     name = C.TASK_CLASSIFICATION
+    valid_metric = "acc"
     data: ClassificationData
 
     def load(self, run: RunFolder, first: int) -> None:
@@ -72,7 +74,7 @@ class ClassificationTask(Task):
     def labels(self, ids: list[str]) -> np.ndarray:
         return self.data.train.labels_np[self.rows(ids)]
 
-    def train(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
+    def train(self, work: RoundWork, infer: Inference, clock: Clock, log: TrainingLog) -> None:
         """Each member fresh or warm-started from the previous round's weights; the best on validation reports."""
         cfg, data, r = self.cfg, self.data, work.r
         rows = self.rows(work.ledger.labelled)
@@ -85,9 +87,10 @@ class ClassificationTask(Task):
             return model
 
         fit_members(work, 1 if self.strategy is None else self.strategy.n_models(), cfg, infer, clock, build,
-                      lambda model, generator, desc: train(model, data.train.images[rows], data.train.labels[rows],
-                                                           setup, generator, desc, infer),
-                      lambda model: evaluate(model, data.valid, cfg.valid_batch_size, infer), "acc")
+                    lambda model, generator, desc, member_log: train(model, data.train.images[rows],
+                                                                     data.train.labels[rows], setup, generator, desc,
+                                                                     infer, member_log),
+                    lambda model: evaluate(model, data.valid, cfg.valid_batch_size, infer), self.valid_metric, log)
 
     def evaluate(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
         """Test accuracy; the study stops after the last round, on patience (rounds since validation accuracy

@@ -39,6 +39,7 @@ from engine.segmentation import (
     probabilities,
     train,
 )
+from engine.training_log import TrainingLog
 from models.segmentation import SegmentationNet, build_segmentation_model
 from oracles.base import Revealed
 from parseit import resolve_path
@@ -48,6 +49,7 @@ from tasks.request import write_pick_request
 
 class SegmentationTask(Task):
     name = C.TASK_SEGMENTATION
+    valid_metric = "miou"
     data: SegmentationData
 
     def load(self, run: RunFolder, first: int) -> None:
@@ -76,17 +78,18 @@ class SegmentationTask(Task):
         n = min(self.cfg.segmentation.seg_n_start, len(ids))
         return selection.initial_labelled(ids, np.zeros(len(ids), dtype=np.int64), n, self.cfg.MYSEED)
 
-    def train(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
+    def train(self, work: RoundWork, infer: Inference, clock: Clock, log: TrainingLog) -> None:
         """Each member from fresh weights on L_r; the best mIoU on validation reports."""
         cfg, data = self.cfg, self.data
         rows = [data.position[i] for i in [*work.ledger.labelled, *work.ledger.revealed]]
         labels = self.training_labels(work.ledger, work.revealed)
         settings = train_settings(cfg, crop=0, segmentation=True, hflip=cfg.segmentation.seg_hflip, vflip=False)
         fit_members(work, 1 if self.strategy is None else self.strategy.n_models(), cfg, infer, clock,
-                      lambda m: self.model(),
-                      lambda model, generator, desc: train(model, data.train, rows, settings, infer, generator, desc,
-                                                           labels),
-                      lambda model: evaluate(model, data.valid, cfg.valid_batch_size, infer, data.classes), "miou")
+                    lambda m: self.model(),
+                    lambda model, generator, desc, member_log: train(model, data.train, rows, settings, infer,
+                                                                     generator, desc, labels, member_log),
+                    lambda model: evaluate(model, data.valid, cfg.valid_batch_size, infer, data.classes),
+                    self.valid_metric, log)
 
     def training_labels(self, ledger: Ledger, revealed: Revealed) -> torch.Tensor | None:
         """The dataset's label maps, with a person's maps where one answered, and only the regions revealed so

@@ -13,6 +13,7 @@ from engine.context import train_settings
 from engine.evaluate import Inference
 from engine.runtime import cpu_generator, derived_seed, seed_everything
 from engine.train import BestModel, fit
+from engine.training_log import TrainingLog
 from tasks.base import AUGMENT, Clock, RoundWork
 from tasks.joint.common import JointTaskBase
 from tasks.joint.theta0 import claim_theta0
@@ -21,6 +22,7 @@ from tasks.joint.wsl_methods import wsl_method
 
 class WSLTask(JointTaskBase):
     asks_oracle = False
+    valid_metric = "acc"    # classification accuracy of the localiser on validation
 
     def load(self, run: RunFolder, first: int) -> None:
         claim_theta0(self.cfg, run)
@@ -29,7 +31,7 @@ class WSLTask(JointTaskBase):
     def ledger(self, previous: RoundState | None) -> Ledger:
         return Ledger(tuple(self.ids()), [], [])   # image labels only: nothing is asked of the oracle
 
-    def train(self, work: RoundWork, infer: Inference, clock: Clock) -> None:
+    def train(self, work: RoundWork, infer: Inference, clock: Clock, log: TrainingLog) -> None:
         cfg, data, method = self.cfg, self.data, wsl_method(self.cfg)
         seed_everything(cfg.MYSEED)
         model = method.build(data.n_classes, infer.device)
@@ -38,7 +40,8 @@ class WSLTask(JointTaskBase):
         settings = method.settings(train_settings(cfg, data.pool.geometry.train_crop, False, cfg.hflip, cfg.vflip))
         stats = fit(model, items, method.objective(infer), settings, infer,
                     lambda m: method.validate(m, data.valid, infer), best, cycle=0,
-                    generator=cpu_generator(derived_seed(cfg.MYSEED, 0, 0, AUGMENT)), desc=f"WSL {cfg.wsl_method}")
+                    generator=cpu_generator(derived_seed(cfg.MYSEED, 0, 0, AUGMENT)), desc=f"WSL {cfg.wsl_method}",
+                    log=log.member(0))
         clock.add("train", stats.train_seconds)
         clock.add("validate", stats.validate_seconds)
         best.restore(model)

@@ -23,6 +23,7 @@ from engine.evaluate import Inference, estimate_threshold, predict_masks, segmen
 from engine.prediction import Predictor
 from engine.round_model import RoundModel
 from engine.runtime import derived_seed
+from engine.training_log import TrainingLog
 from models.frozen import GIB, FrozenFeatures
 from tasks.base import MC, SELECT, Clock, Pick, RoundWork, loss_prediction_training
 from tasks.joint.common import JointTaskBase
@@ -43,6 +44,8 @@ class JointWork(RoundWork):
 
 
 class JointTask(JointTaskBase):
+    valid_metric = "dice"    # Dice of the masks on validation
+
     def load(self, run: RunFolder, first: int) -> None:
         super().load(run, first)
         self.theta0, self.digest = checked_theta0(self.cfg, run, first)
@@ -57,7 +60,7 @@ class JointTask(JointTaskBase):
     def new_work(self, r: int, ledger: Any, revealed: Any, previous: RoundState | None) -> JointWork:
         return JointWork(r, ledger, revealed, previous)
 
-    def train(self, work: JointWork, infer: Inference, clock: Clock) -> None:
+    def train(self, work: JointWork, infer: Inference, clock: Clock, log: TrainingLog) -> None:
         """Cycle 0: theta0 -> L_r, the revealed regions and P_{r-1}; a deep ensemble trains several members.
         Label_prop pairs U'' first, then pseudo-labels every pair with cycle 0's model and trains cycle 1."""
         cfg, data, pool, ledger = self.cfg, self.data, self.data.pool, work.ledger
@@ -72,7 +75,7 @@ class JointTask(JointTaskBase):
         entries += [(pool.position[u], C.PL, mask) for u, mask in carried.items()]
         n_models = 1 if self.strategy is None else self.strategy.n_models()
         work.members, work.best, work.history = train_members(
-            cfg, data, self.theta0, entries, infer, work.r, n_models, clock,
+            cfg, data, self.theta0, entries, infer, work.r, n_models, clock, log,
             loss_prediction_training(cfg, self.strategy))
         if self.method.pseudo_labels and work.pairs:
             with clock("pseudo_label"):
@@ -80,7 +83,7 @@ class JointTask(JointTaskBase):
             entries = self.labelled_entries(work)
             entries += [(p, C.PL, pool.mask_view(p, pseudo.masks[p])) for p in (pool.position[u] for u in work.pairs)]
             model, work.best, work.history["cycle1"] = train_cycle(cfg, data, self.theta0, entries, infer, work.r, 1,
-                                                                   work.best, clock)
+                                                                   work.best, clock, log.member(1))
             work.best.restore(model)
             work.members = [model]
 
