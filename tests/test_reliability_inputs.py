@@ -129,7 +129,7 @@ def test_a_warm_start_from_weights_that_cannot_be_used_is_refused(tmp_path: Path
         path.write_text("not a checkpoint\n")
     elif damage == "other_model":
         cfg = parse_config(["--yaml", "digits.yaml"])
-        save_round_model(path, [build_classifier("lenet5", 4, False)], 0, cfg, list("abcd"),
+        save_round_model(path, [build_classifier("lenet5", 4, False).state_dict()], 0, cfg, list("abcd"),
                          {"task": "classification", "round": 2, "metrics": {}}, {})
     with pytest.raises(RunStateError) as info:
         load_weights(build_classifier("lenet5", 10, False), path, 0)
