@@ -14,6 +14,10 @@ SEPARATOR = "."
 MAX_SEED = 2**32 - 1
 
 
+class ConfigError(ValueError):
+    """A configuration problem; the message is one line naming the key, the value and the fix."""
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key: its type (for null defaults too), allowed values and description."""

@@ -30,6 +30,7 @@ from engine.prediction import (
     Predictor,
     check_images,
     image_files,
+    label_studio_tasks,
     read_image,
     write_label_studio,
     write_predictions,
@@ -105,18 +106,21 @@ def document_root(files: Sequence[Path], given: Path | None) -> Path:
 
 
 def predict_all(out: Path, files: Sequence[Path], predictor: Predictor, model: RoundModel, root: Path | None) -> None:
-    """The images in chunks; each chunk's files written as it is done, probabilities.csv and the tasks last."""
-    rows, masks = [], []
+    """The images in chunks; each chunk's files written as it is done, probabilities.csv and the tasks last (the
+    tasks hold run-length encoded masks, so that no chunk's masks are kept for them)."""
+    rows, tasks = [], []
+    version = f"{model.path.parents[1].name} round {model.round}"
+    classes = model.classes if predictor.label_map else None
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
         images = [read_image(f) for f in chunk]
         predictions = predictor(images)
         rows += write_predictions(out, chunk, images, predictions, predictor.label_map, model.classes)
-        masks += [p.mask for p in predictions]
+        if root is not None:
+            tasks += label_studio_tasks(chunk, [p.mask for p in predictions], start + 1, root, version, classes)
     write_probabilities(out, rows, model.classes)
     if root is not None:
-        write_label_studio(out, files, masks, root, f"{model.path.parents[1].name} round {model.round}",
-                           model.classes if predictor.label_map else None)
+        write_label_studio(out, tasks, classes)
 
 
 if __name__ == "__main__":

@@ -148,8 +148,8 @@ def write_request(folder: Path, title: str, strategy: str, candidates: Sequence[
         files[item.id] = _write_pictures(folder, item, classes)
     atomic_write_text(folder / LABEL_STUDIO_CONFIG_FILE, label_studio_config(classes))
     final = (published or folder).resolve()
-    tasks = [label_studio_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id], by_id[item.id].score,
-                   title, document_root, classes) for item in images]
+    tasks = [label_studio_task(item, final / files[item.id]["image"].relative_to(folder), rank[item.id],
+                               by_id[item.id].score, title, document_root, classes) for item in images]
     atomic_write_text(folder / LABEL_STUDIO_TASKS_FILE, json.dumps(tasks, indent=1) + "\n")
     atomic_write_text(folder / "index.html", _gallery(title, strategy, images, files, rank, by_id, classes))
 

@@ -92,6 +92,7 @@ class SetMetrics:
     miou: list[float]
     correct: list[bool]
     dice_bg: list[float] = field(default_factory=list)   # Dice of the background (F1-), where measured
+    masks: dict[str, np.ndarray] = field(default_factory=dict)   # id -> 0/1 mask measured, when kept
 
     def summary(self) -> dict[str, float]:
         n = max(len(self.ids), 1)
@@ -114,17 +115,24 @@ def mask_rows(pred: Tensor, masks: Tensor, correct: Tensor) -> Tensor:
 
 
 def segmentation_metrics(model: nn.Module, eval_set: EvalSet, inference: Inference, threshold: float,
-                         positions: Sequence[int] | None = None) -> SetMetrics:
-    """Dice and mIoU at `threshold` and accuracy, per image, at original resolution."""
+                         positions: Sequence[int] | None = None, keep_masks: bool = False) -> SetMetrics:
+    """Dice and mIoU at `threshold` and accuracy, per image, at original resolution; with `keep_masks`, the
+    masks measured too (on the CPU)."""
     t = torch.tensor([threshold], dtype=torch.float64)
     order: list[int] = []
     rows: list[Tensor] = []
+    masks: dict[str, np.ndarray] = {}
     for batch, probs, scores in predict(model, eval_set, inference, positions):
         tp, fp, fn, tn = confusion_counts(probs, batch.masks, t)
         rows.append(torch.stack([dice_from_counts(tp, fp, fn)[:, 0], miou_from_counts(tp, fp, fn, tn)[:, 0],
                                  (scores.argmax(1) == batch.labels).double()], 1))
         order.extend(batch.positions)
-    return collect_rows(eval_set, order, rows)
+        if keep_masks:
+            binary = (probs[:, 0] >= threshold).to(torch.uint8).cpu().numpy()
+            masks.update((eval_set.ids[p], binary[k]) for k, p in enumerate(batch.positions))
+    metrics = collect_rows(eval_set, order, rows)
+    metrics.masks = masks
+    return metrics
 
 
 def wsl_metrics(model: nn.Module, eval_set: EvalSet, inference: Inference) -> dict[str, SetMetrics]:

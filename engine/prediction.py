@@ -130,12 +130,14 @@ def write_probabilities(out: Path, rows: Sequence[Sequence[str]], classes: Seque
     atomic_write_text(out / PROBABILITIES_FILE, buffer.getvalue())
 
 
-def write_label_studio(out: Path, files: Sequence[Path], masks: Sequence[np.ndarray], document_root: Path,
-                       model_version: str, classes: Sequence[str] | None) -> None:
+def label_studio_tasks(files: Sequence[Path], masks: Sequence[np.ndarray], first_rank: int, document_root: Path,
+                       model_version: str, classes: Sequence[str] | None) -> list[dict]:
     """Label Studio tasks with the masks as pre-annotations; the images are local files below document_root."""
-    tasks = []
-    for rank, (path, mask) in enumerate(zip(files, masks, strict=True), start=1):
-        item = PickedImage(path.stem, np.zeros((*mask.shape, 3), np.uint8), mask, None)
-        tasks.append(label_studio_task(item, path.resolve(), rank, None, model_version, document_root, classes))
-    atomic_write_text(out / LABEL_STUDIO_TASKS_FILE, json.dumps(tasks, indent=1) + "\n")
+    return [label_studio_task(PickedImage(path.stem, np.zeros((*mask.shape, 3), np.uint8), mask, None), path.resolve(),
+                              rank, None, model_version, document_root, classes)
+            for rank, (path, mask) in enumerate(zip(files, masks, strict=True), start=first_rank)]
+
+
+def write_label_studio(out: Path, tasks: Sequence[dict], classes: Sequence[str] | None) -> None:
+    atomic_write_text(out / LABEL_STUDIO_TASKS_FILE, json.dumps(list(tasks), indent=1) + "\n")
     atomic_write_text(out / LABEL_STUDIO_CONFIG_FILE, label_studio_config(classes))

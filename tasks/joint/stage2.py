@@ -19,7 +19,7 @@ from al.state import TEST_MASKS_DIR, BestEpoch, RoundState, RunFolder, theta0_pa
 from al.strategies.base import Evidence
 from engine.acquire import gather_evidence
 from engine.context import inference
-from engine.evaluate import Inference, estimate_threshold, predict_masks, segmentation_metrics
+from engine.evaluate import Inference, estimate_threshold, segmentation_metrics
 from engine.prediction import Predictor
 from engine.round_model import RoundModel
 from engine.runtime import derived_seed
@@ -97,10 +97,8 @@ class JointTask(JointTaskBase):
         with clock("validate"):
             work.threshold = estimate_threshold(model, data.valid, infer)[0] if cfg.estimate_seg_thres \
                 else cfg.seg_threshold
-            test = segmentation_metrics(model, data.test, infer, work.threshold)
-            work.test_dice = dict(zip(test.ids, test.dice))
-            masks, _ = predict_masks(model, data.test, infer, work.threshold, range(len(data.test)))
-            work.test_masks = {data.test.ids[p]: mask.cpu().numpy() for p, mask in masks.items()}
+            test = segmentation_metrics(model, data.test, infer, work.threshold, keep_masks=True)
+            work.test_dice, work.test_masks = dict(zip(test.ids, test.dice)), test.masks
             work.metrics.update(valid=segmentation_metrics(model, data.valid, infer, work.threshold).summary(),
                                 test=test.summary())
             positions = [data.pool.position[i] for i in work.ledger.labelled]
